@@ -1,0 +1,1 @@
+"""Comparison: metrics, budgets and verdicts. Pure numpy; outputs in, a result object out."""

@@ -1,0 +1,60 @@
+"""Parity metrics between a converted model's outputs and reference (golden) outputs. Pure numpy.
+
+All functions take (N, C) arrays of logits, reference first.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_2d(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(a.shape[0], -1)
+
+
+def cosine_similarity(reference, actual) -> np.ndarray:
+    """Per-sample cosine similarity. A zero vector against a zero vector counts as 1, against a non-zero
+    vector as 0; NaN or Inf anywhere in a sample gives NaN (callers must treat NaN as failure)."""
+    r, a = _as_2d(reference), _as_2d(actual)
+    dot = np.einsum("ij,ij->i", r, a)
+    norms = np.linalg.norm(r, axis=1) * np.linalg.norm(a, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, dot / np.where(norms > 0, norms, 1.0), 0.0)
+    both_zero = (np.linalg.norm(r, axis=1) == 0) & (np.linalg.norm(a, axis=1) == 0)
+    cos = np.where(both_zero, 1.0, np.clip(cos, -1.0, 1.0))
+    finite = np.isfinite(r).all(axis=1) & np.isfinite(a).all(axis=1)
+    return np.where(finite, cos, np.nan)
+
+
+def top1_agreement(reference, actual) -> float:
+    """Fraction of samples whose arg-max class is the same in both."""
+    r, a = _as_2d(reference), _as_2d(actual)
+    return float(np.mean(r.argmax(axis=1) == a.argmax(axis=1)))
+
+
+def max_abs_error(reference, actual) -> float:
+    return float(np.max(np.abs(_as_2d(reference) - _as_2d(actual))))
+
+
+def snr_db(reference, actual) -> float:
+    """Signal-to-quantization-noise ratio in dB over all samples (inf when identical)."""
+    r, a = _as_2d(reference), _as_2d(actual)
+    noise = np.sum((r - a) ** 2)
+    return float("inf") if noise == 0 else float(10 * np.log10(np.sum(r ** 2) / noise))
+
+
+def parity_metrics(reference, actual) -> dict[str, float]:
+    """Every parity metric the budgets can refer to, as plain floats."""
+    cos = cosine_similarity(reference, actual)
+    return {
+        "cosine_mean": float(np.mean(cos)),
+        "cosine_worst": float(np.min(cos)),
+        "top1_agreement": top1_agreement(reference, actual),
+        "max_abs_error": max_abs_error(reference, actual),
+        "snr_db": snr_db(reference, actual),
+    }
+
+
+def accuracy(logits, labels) -> float:
+    """Top-1 accuracy in percent."""
+    return float(100.0 * np.mean(_as_2d(logits).argmax(axis=1) == np.asarray(labels)))

@@ -1,0 +1,233 @@
+"""pytest wiring for the conformance suite: options, markers, the case matrix, shared fixtures and the
+end-of-run summary. Holds no numbers and no conversion logic (see models/, converters/, compare/)."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+OPT_UPDATE_GOLDEN = "--update-golden"
+OPT_CACHE = "--artifact-cache"
+OPT_TIMEOUT = "--convert-timeout"
+OPT_MEMORY = "--convert-memory-gb"
+OPT_BUDGETS = "--budgets"
+OPT_KNOWN_FAILURES = "--known-failures"
+OPT_WEIGHTS = "--weights"
+OPT_CALIBRATION = "--calibration-mode"
+OPT_REPORT_DIR = "--report-dir"
+INI_WEIGHTS = "convsuite_weights"
+ENV_CACHE = "CONVSUITE_CACHE_DIR"
+ENV_RUN_ID = "CONVSUITE_RUN_ID"
+RESULT_PROPERTY = "convsuite_result"
+
+MARKERS = {
+    "parity": "converted model vs stored PyTorch golden outputs",
+    "accuracy": "converted model's accuracy on a labelled test split vs PyTorch's",
+    "latency": "pytest-benchmark latency of one runtime (run serially, without -n)",
+    "drift": "live PyTorch vs the stored golden outputs",
+    "architecture": "parameter count and MACs vs the published figures",
+    "selftest": "tests of the harness itself",
+    "slow": "heavy models (ResNet-50); CI's quick profile deselects them with -m 'not slow'",
+    "onnx": "onnxruntime cases",
+    "tflite": "TFLite (onnx2tf) cases",
+    "pytorch": "PyTorch eager cases",
+}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("convsuite", "model-conversion conformance suite")
+    group.addoption(OPT_UPDATE_GOLDEN, action="store_true",
+                    help="regenerate golden/ outputs of the selected models from live PyTorch (never implicit)")
+    group.addoption(OPT_CACHE, metavar="DIR", default=os.environ.get(ENV_CACHE, str(ROOT / ".convsuite-cache")),
+                    help=f"artifact cache directory, shared by xdist workers and later runs "
+                         f"(default: ${ENV_CACHE} or .convsuite-cache/ in the project)")
+    group.addoption(OPT_TIMEOUT, type=float, default=900, metavar="SECONDS",
+                    help="wall-clock limit of one conversion step (default 900)")
+    group.addoption(OPT_MEMORY, type=float, default=10, metavar="GB",
+                    help="memory ceiling of one conversion step's process tree (default 10)")
+    group.addoption(OPT_BUDGETS, default=str(ROOT / "budgets.toml"), metavar="FILE",
+                    help="parity/accuracy budgets (default budgets.toml)")
+    group.addoption(OPT_KNOWN_FAILURES, default=str(ROOT / "known_failures.toml"), metavar="FILE",
+                    help="declared known failures, run as strict xfails (default known_failures.toml)")
+    group.addoption(OPT_WEIGHTS, action="append", default=[], metavar="MODEL=CHECKPOINT",
+                    help="use a checkpoint (state_dict .pth, loaded weights-only, or .safetensors) for MODEL; "
+                         f"repeatable; also settable as the `{INI_WEIGHTS}` ini option")
+    group.addoption(OPT_CALIBRATION, default="natural", choices=("natural", "wrong_scale", "wrong_data"),
+                    help="calibration data for integer quantization; the wrong_* modes exist to prove that "
+                         "a mis-calibrated conversion is caught (default natural)")
+    group.addoption(OPT_REPORT_DIR, default=None, metavar="DIR",
+                    help="write the conformance report (Markdown, HTML, JSON, plots) to DIR at the end of the run")
+    parser.addini(INI_WEIGHTS, type="linelist", default=[],
+                  help="MODEL=CHECKPOINT lines: checkpoints to use instead of the registered weights")
+
+
+def pytest_configure(config):
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    if not hasattr(config, "workerinput"):  # controller: one run id shared by every xdist worker
+        os.environ.setdefault(ENV_RUN_ID, uuid.uuid4().hex)
+    config.pluginmanager.register(ResultCollector(config), "convsuite-results")
+
+
+# --- the matrix ---------------------------------------------------------------------------------------------
+
+def weight_overrides(config) -> dict[str, str]:
+    """MODEL -> checkpoint path, from the ini option and then the command line (which wins)."""
+    import models
+
+    out = {}
+    for line in list(config.getini(INI_WEIGHTS)) + list(config.getoption(OPT_WEIGHTS)):
+        name, sep, path = line.partition("=")
+        if not sep or not path:
+            raise pytest.UsageError(f"{OPT_WEIGHTS} expects MODEL=CHECKPOINT, got {line!r}")
+        if name.strip() not in models.names():
+            raise pytest.UsageError(f"{OPT_WEIGHTS}: unknown model {name!r}; registered: {', '.join(models.names())}")
+        out[name.strip()] = str(Path(path.strip()).expanduser().resolve())
+    return out
+
+
+def natural_subjects(config):
+    """Every registered model at its published configuration (with user checkpoints applied)."""
+    import models
+
+    overrides = weight_overrides(config)
+    return [models.Subject.of(name, {"kind": "checkpoint", "path": overrides[name]} if name in overrides else None)
+            for name in models.names()]
+
+
+def _marks(config, case_id: str, kind: str, entry_marks, fmt: str | None = None):
+    marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in entry_marks]
+    if fmt:
+        marks.append(getattr(pytest.mark, fmt))
+    known = config._convsuite_known_failures.lookup(case_id, kind) if kind in ("parity", "accuracy") else None
+    if known:
+        marks.append(pytest.mark.xfail(reason=f"known failure: {known.reason}", strict=True))
+    return marks
+
+
+def pytest_generate_tests(metafunc):
+    from converters.pipeline import cases_for
+
+    config = metafunc.config
+    _load_matrix_data(config)
+    if "parity_case" in metafunc.fixturenames:
+        params = [pytest.param(c, id=c.id, marks=_marks(config, c.id, "parity", c.subject.entry.marks, c.format))
+                  for c in cases_for(natural_subjects(config))]
+        metafunc.parametrize("parity_case", params)
+    if "subject" in metafunc.fixturenames:
+        kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in ("drift", "architecture"))
+        params = [pytest.param(s, id=s.id, marks=_marks(config, s.id, kind, s.entry.marks))
+                  for s in natural_subjects(config)]
+        metafunc.parametrize("subject", params)
+
+
+def _load_matrix_data(config):
+    """Load budgets and known failures once, and check that every override names a real case."""
+    if hasattr(config, "_convsuite_budgets"):
+        return
+    from compare.budgets import BudgetError, Budgets
+    from compare.known_failures import KnownFailureError, KnownFailures
+    from converters.pipeline import cases_for
+
+    try:
+        budgets = Budgets.load(config.getoption(OPT_BUDGETS))
+        known = KnownFailures.load(config.getoption(OPT_KNOWN_FAILURES))
+        ids = [c.id for c in cases_for(natural_subjects(config))]
+        budgets.validate_ids(ids)
+        known.validate_ids({"parity": ids, "accuracy": ids})
+    except (BudgetError, KnownFailureError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config._convsuite_budgets, config._convsuite_known_failures = budgets, known
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def budgets(pytestconfig):
+    _load_matrix_data(pytestconfig)
+    return pytestconfig._convsuite_budgets
+
+
+@pytest.fixture(scope="session")
+def pipeline(pytestconfig):
+    from converters.cache import ArtifactCache
+    from converters.pipeline import Pipeline
+
+    return Pipeline(ArtifactCache(pytestconfig.getoption(OPT_CACHE)),
+                    timeout=pytestconfig.getoption(OPT_TIMEOUT), memory_gb=pytestconfig.getoption(OPT_MEMORY),
+                    run_id=os.environ.get(ENV_RUN_ID, ""), calibration=pytestconfig.getoption(OPT_CALIBRATION))
+
+
+@pytest.fixture(scope="session")
+def golden_store(pytestconfig):
+    """golden_store(subject) -> Golden; regenerates from live PyTorch only under --update-golden."""
+    from compare import golden
+    from converters.pytorch import reference_outputs
+    from models import datasets
+    from models.images import array_digest
+
+    root, update, done = ROOT / "golden", pytestconfig.getoption(OPT_UPDATE_GOLDEN), {}
+
+    def get(subject):
+        if subject.id in done:
+            return done[subject.id]
+        inputs = datasets.parity_inputs(subject)
+        identity, digest = subject.identity(), array_digest(inputs)
+        if update:
+            import torch
+
+            manifest = {"model": subject.id, "identity": identity, "inputs": datasets.parity_recipe(subject),
+                        "inputs_sha256": digest, "torch": torch.__version__}
+            done[subject.id] = golden.save(root, subject.id, reference_outputs(subject.build(), inputs), manifest)
+        else:
+            done[subject.id] = golden.load(root, subject.id, identity, digest)
+        return done[subject.id]
+
+    return get
+
+
+@pytest.fixture
+def record_result(record_property):
+    """record_result(**fields): a result row that travels to the controller on the test report."""
+
+    def record(**fields):
+        record_property(RESULT_PROPERTY, json.dumps(fields, default=float))
+
+    return record
+
+
+# --- results: collected on the controller only ---------------------------------------------------------------
+
+class ResultCollector:
+    def __init__(self, config):
+        self.config = config
+        self.rows: list[dict] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call" and not (report.when == "setup" and report.failed):
+            return
+        for name, value in report.user_properties:
+            if name == RESULT_PROPERTY:
+                row = json.loads(value)
+                row["outcome"] = "xfail" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+                self.rows.append(row)
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter):
+        if hasattr(self.config, "workerinput") or not self.rows:
+            return
+        from report.tables import terminal_table
+
+        terminalreporter.write_sep("=", "convsuite summary")
+        terminalreporter.write_line(terminal_table(self.rows))
+        report_dir = self.config.getoption(OPT_REPORT_DIR)
+        if report_dir:
+            from report import write_report
+
+            paths = write_report(self.rows, Path(report_dir))
+            terminalreporter.write_line(f"conformance report: {', '.join(str(p) for p in paths)}")

@@ -1,0 +1,116 @@
+"""Run one build step in a child process with a wall-clock timeout and a memory ceiling.
+
+A converter that crashes, hangs or blows up memory fails only the cases that need its artifact; the
+child's combined stdout/stderr is kept as `build.log` next to the artifact (or under the cache's
+`failed/` directory) and its tail is quoted in the error.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_NAME = "build.log"
+# Test-only fault injection: CONVSUITE_FAULT="<step>:<crash|hang|oom>" makes that step misbehave in the
+# child, so the isolation itself can be tested. Never set it outside the suite's self-tests.
+FAULT_ENV = "CONVSUITE_FAULT"
+
+
+class ConversionError(RuntimeError):
+    """A build step failed; the message carries the reason and the tail of the step's log."""
+
+    def __init__(self, step: str, reason: str, log_path: Path | None, tail: str = ""):
+        self.step, self.reason, self.log_path, self.tail = step, reason, log_path, tail
+        where = f"\nfull log: {log_path}" if log_path else ""
+        quoted = "\n".join("    | " + line for line in tail.splitlines())
+        super().__init__(f"{step} {reason}{where}\n--- last lines of the converter's log ---\n{quoted}")
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_gb: float) -> None:
+    """Run `python -m converters.worker step` with `out_dir` as its working directory.
+
+    Raises ConversionError on a non-zero exit, a signal, a timeout or the memory ceiling.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / LOG_NAME
+    cmd = [sys.executable, "-m", "converters.worker", step, json.dumps(params), str(out_dir)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+        ps = psutil.Process(proc.pid)
+        reason = None
+        while proc.poll() is None:
+            elapsed = time.monotonic() - start
+            if elapsed > timeout:
+                reason = f"timed out after {timeout:.0f} s (killed)"
+            elif _tree_rss(ps) > memory_gb * 2**30:
+                reason = f"exceeded the memory ceiling of {memory_gb:g} GB (killed)"
+            if reason:
+                _kill_group(proc)
+                break
+            time.sleep(0.2)
+    rc = proc.wait()
+    if reason is None and rc != 0:
+        reason = (f"crashed with signal {signal.Signals(-rc).name}" if rc < 0 else f"failed with exit code {rc}")
+    if reason:
+        raise ConversionError(step, reason, log_path, log_tail(log_path))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def inject_fault(step: str) -> None:
+    """Called by the worker before a step runs: act out a fault requested through FAULT_ENV."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if ":" not in spec:
+        return
+    target, fault = spec.split(":", 1)
+    if target != step:
+        return
+    print(f"[fault injection] {step}: {fault}", flush=True)
+    if fault == "crash":
+        raise RuntimeError(f"injected converter crash in step {step}")
+    if fault == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if fault == "hang":
+        while True:
+            time.sleep(1)
+    if fault == "oom":
+        hog = []
+        while True:
+            hog.append(b"\x01" * (256 * 2**20))  # touched pages, so RSS really grows
+            time.sleep(0.05)
+    raise ValueError(f"unknown fault {fault!r} in {FAULT_ENV}; use crash, segfault, hang or oom")

@@ -1,0 +1,211 @@
+"""Where a model's weights come from: a deterministic seeded init (numpy PCG64, no torch RNG) with
+BatchNorm statistics calibrated on natural images, or a checkpoint file loaded weights-only.
+
+Every source has an `identity()` (a JSON-able dict that goes into cache keys and golden manifests) and
+`apply(net, arch)` that fills the weights of a freshly built network.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models import images
+from models.blocks import Residual
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as the named architecture's weights."""
+
+
+@dataclass(frozen=True)
+class SeededInit:
+    """He-normal convs, 1/sqrt(fan_in) linears, zero biases, residual-branch gamma from the architecture,
+    then BatchNorm running statistics measured on `bn_images` natural crops (stream "bn")."""
+
+    seed: int = 0
+    bn_images: int = 64
+
+    def identity(self) -> dict:
+        return {"kind": "seeded", "seed": self.seed, "init": "he-fan-out/linear-fan-in/v1",
+                "bn_calibration": {"stream": "bn", "count": self.bn_images, "photos": list(images.PHOTOS)}}
+
+    def apply(self, net: nn.Module, arch) -> None:
+        rng = np.random.Generator(np.random.PCG64(self.seed))
+
+        def normal(shape, std):
+            return torch.from_numpy(rng.normal(0.0, std, size=shape).astype(np.float32))
+
+        with torch.no_grad():
+            for module in net.modules():
+                if isinstance(module, nn.Conv2d):
+                    k = module.kernel_size[0] * module.kernel_size[1]
+                    module.weight.copy_(normal(module.weight.shape, np.sqrt(2.0 / (k * module.out_channels
+                                                                                    / module.groups))))
+                elif isinstance(module, nn.Linear):
+                    module.weight.copy_(normal(module.weight.shape, 1.0 / np.sqrt(module.in_features)))
+                elif isinstance(module, nn.BatchNorm2d):
+                    module.weight.fill_(1.0)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+            for module in net.modules():
+                if isinstance(module, Residual) and module.use_residual:
+                    module.last_bn.weight.fill_(arch.residual_gamma)
+        calibrate_batchnorm(net, images.image_set("bn", self.bn_images, arch.input))
+
+
+def calibrate_batchnorm(net: nn.Module, inputs: np.ndarray, batch: int = 16) -> None:
+    """Replace every BN's running mean/var with the average of its batch statistics over `inputs`."""
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    net.train()
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch):
+            net(torch.from_numpy(inputs[i:i + batch]))
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    net.eval()
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------
+
+def _lukemelas_efficientnet(key: str, net: nn.Module) -> str:
+    """lukemelas / ml-illustrated EfficientNet keys -> ours (`features.N`, `branch.expand/dw/project`)."""
+    last = len(net.features) - 1
+    classifier = len(net.head) - 1
+    rules = [
+        (r"^_conv_stem\.(.*)", r"features.0.conv.\1"),
+        (r"^_bn0\.(.*)", r"features.0.bn.\1"),
+        (r"^_conv_head\.(.*)", rf"features.{last}.conv.\1"),
+        (r"^_bn1\.(.*)", rf"features.{last}.bn.\1"),
+        (r"^_fc\.(.*)", rf"head.{classifier}.\1"),
+    ]
+    for pattern, repl in rules:
+        if re.match(pattern, key):
+            return re.sub(pattern, repl, key)
+    m = re.match(r"^_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)\.(.*)", key)
+    if not m:
+        return key
+    part = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "dw.conv",
+            "_bn1": "dw.bn", "_project_conv": "project.conv", "_bn2": "project.bn"}[m.group(2)]
+    return f"features.{int(m.group(1)) + 1}.branch.{part}.{m.group(3)}"
+
+
+KEY_MAPS = {None: lambda key, net: key, "lukemelas_efficientnet": _lukemelas_efficientnet}
+
+
+@lru_cache(maxsize=None)
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from `.safetensors` or a `.pth`/`.pt` loaded with weights_only=True (never full pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path} refused: it needs full unpickling (it stores Python objects, not only tensors), which "
+            f"can run arbitrary code. Re-save it as a plain state_dict: torch.save(model.state_dict(), "
+            f"path) or safetensors. Loader said: {str(exc).splitlines()[0]}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path} is not a state_dict (a dict of tensor names to tensors)")
+    return obj
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Weights from a file (state_dict `.pth` weights-only, or safetensors), or from a file shipped in a
+    Python package (`package`). `key_map` names a KEY_MAPS entry that renames foreign keys onto ours."""
+
+    path: str | None = None
+    package: str | None = None
+    key_map: str | None = None
+
+    @classmethod
+    def from_package(cls, package: str, key_map: str | None = None) -> "Checkpoint":
+        return cls(package=package, key_map=key_map)
+
+    def resolve(self) -> Path:
+        if self.path:
+            return Path(self.path).expanduser().resolve()
+        try:
+            module = __import__(self.package)
+        except ImportError:
+            raise CheckpointError(f"weights package {self.package!r} is not installed; install the suite's "
+                                  f"dependencies (see README) or point the model at a checkpoint") from None
+        files = sorted(Path(module.__file__).parent.rglob("*.pth"))
+        if len(files) != 1:
+            raise CheckpointError(f"expected one .pth file in package {self.package}, found {len(files)}")
+        return files[0]
+
+    def identity(self) -> dict:
+        path = self.resolve()
+        return {"kind": "checkpoint", "file": path.name, "sha256": file_sha256(str(path)), "key_map": self.key_map}
+
+    def apply(self, net: nn.Module, arch) -> None:
+        path = self.resolve()
+        rename = KEY_MAPS[self.key_map]
+        state = {rename(k, net): v for k, v in load_state_dict(path).items()}
+        expected = net.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+        if missing or unexpected or wrong:
+            raise CheckpointError(
+                f"{path.name} does not match this architecture:"
+                + _listing("missing keys", missing) + _listing("unexpected keys", unexpected)
+                + _listing("shape mismatches", [f"{k}: checkpoint {tuple(state[k].shape)} vs model "
+                                                f"{tuple(expected[k].shape)}" for k in wrong]))
+        net.load_state_dict(state)
+        net.eval()
+
+
+def _listing(title: str, items: list[str], limit: int = 12) -> str:
+    if not items:
+        return ""
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"\n  {title} ({len(items)}): " + ", ".join(items[:limit]) + more
+
+
+def weights_from_spec(spec: dict | None):
+    """The weights source a JSON spec describes (how child processes receive it); None -> registered."""
+    if spec is None:
+        return None
+    kind = spec.get("kind")
+    fields = {k: v for k, v in spec.items() if k != "kind"}
+    if kind == "seeded":
+        return SeededInit(**fields)
+    if kind == "checkpoint":
+        return Checkpoint(**fields)
+    raise CheckpointError(f"unknown weights kind {kind!r}; expected 'seeded' or 'checkpoint'")
+
+
+def weights_to_spec(source) -> dict:
+    from dataclasses import asdict
+
+    kind = {SeededInit: "seeded", Checkpoint: "checkpoint"}[type(source)]
+    return {"kind": kind, **{k: v for k, v in asdict(source).items() if v is not None}}

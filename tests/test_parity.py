@@ -1,0 +1,30 @@
+"""Parity: every model x format x precision against the stored PyTorch golden outputs."""
+from __future__ import annotations
+
+import pytest
+
+from compare.metrics import parity_metrics
+from compare.verdict import judge
+from converters import predict
+from converters.isolate import ConversionError
+from models import datasets
+
+
+def test_parity(parity_case, pipeline, golden_store, budgets, record_result):
+    case = parity_case
+    golden = golden_store(case.subject)
+    try:
+        runner = pipeline.runner(case, threads=1)
+    except ConversionError as exc:
+        record_result(case=case.id, kind="parity", model=case.subject.id, format=case.format,
+                      precision=case.precision, error=exc.reason)
+        pytest.fail(f"{case.id}: conversion failed: {exc}", pytrace=False)
+    outputs = predict(runner, datasets.parity_inputs(case.subject))
+    if outputs.shape != golden.logits.shape:
+        pytest.fail(f"{case.id}: output shape {outputs.shape} != golden {golden.logits.shape}", pytrace=False)
+    verdict = judge(case.id, "parity", parity_metrics(golden.logits, outputs),
+                    budgets.for_case(case.id, case.precision))
+    artifact = pipeline.artifact(case)
+    record_result(case=case.id, kind="parity", model=case.subject.id, format=case.format, precision=case.precision,
+                  size_bytes=artifact.stat().st_size, **verdict.metrics)
+    assert verdict.passed, verdict.message()
