@@ -19,6 +19,7 @@ OPT_KNOWN_FAILURES = "--known-failures"
 OPT_WEIGHTS = "--weights"
 OPT_CALIBRATION = "--calibration-mode"
 OPT_REPORT_DIR = "--report-dir"
+OPT_GOLDEN_DIR = "--golden-dir"
 INI_WEIGHTS = "convsuite_weights"
 ENV_CACHE = "CONVSUITE_CACHE_DIR"
 ENV_RUN_ID = "CONVSUITE_RUN_ID"
@@ -42,6 +43,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("convsuite", "model-conversion conformance suite")
     group.addoption(OPT_UPDATE_GOLDEN, action="store_true",
                     help="regenerate golden/ outputs of the selected models from live PyTorch (never implicit)")
+    group.addoption(OPT_GOLDEN_DIR, default=str(ROOT / "golden"), metavar="DIR",
+                    help="where golden outputs are read and (with --update-golden) written (default golden/)")
     group.addoption(OPT_CACHE, metavar="DIR", default=os.environ.get(ENV_CACHE, str(ROOT / ".convsuite-cache")),
                     help=f"artifact cache directory, shared by xdist workers and later runs "
                          f"(default: ${ENV_CACHE} or .convsuite-cache/ in the project)")
@@ -99,8 +102,10 @@ def natural_subjects(config):
             for name in models.names()]
 
 
-def _marks(config, case_id: str, kind: str, entry_marks, fmt: str | None = None):
+def _marks(config, case_id: str, kind: str, entry_marks, fmt: str | None = None, group: str | None = None):
     marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in entry_marks]
+    if group:  # with --dist loadgroup, one worker converts a model while the others convert other models
+        marks.append(pytest.mark.xdist_group(group))
     if fmt:
         marks.append(getattr(pytest.mark, fmt))
     known = config._convsuite_known_failures.lookup(case_id, kind) if kind in ("parity", "accuracy") else None
@@ -115,7 +120,8 @@ def pytest_generate_tests(metafunc):
     config = metafunc.config
     _load_matrix_data(config)
     if "parity_case" in metafunc.fixturenames:
-        params = [pytest.param(c, id=c.id, marks=_marks(config, c.id, "parity", c.subject.entry.marks, c.format))
+        params = [pytest.param(c, id=c.id, marks=_marks(config, c.id, "parity", c.subject.entry.marks, c.format,
+                                                        group=c.subject.id))
                   for c in cases_for(natural_subjects(config))]
         metafunc.parametrize("parity_case", params)
     if "subject" in metafunc.fixturenames:
@@ -170,7 +176,7 @@ def golden_store(pytestconfig):
     from models import datasets
     from models.images import array_digest
 
-    root, update, done = ROOT / "golden", pytestconfig.getoption(OPT_UPDATE_GOLDEN), {}
+    root, update, done = Path(pytestconfig.getoption(OPT_GOLDEN_DIR)), pytestconfig.getoption(OPT_UPDATE_GOLDEN), {}
 
     def get(subject):
         if subject.id in done:

@@ -27,4 +27,5 @@ def test_parity(parity_case, pipeline, golden_store, budgets, record_result):
     artifact = pipeline.artifact(case)
     record_result(case=case.id, kind="parity", model=case.subject.id, format=case.format, precision=case.precision,
                   size_bytes=artifact.stat().st_size, **verdict.metrics)
-    assert verdict.passed, verdict.message()
+    if not verdict.passed:
+        pytest.fail(verdict.message(), pytrace=False)

@@ -1,0 +1,45 @@
+"""Conversion isolation: a crashing, hanging or memory-hungry converter fails only its own cases, within
+its limits, with the converter's own error quoted."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from converters.isolate import FAULT_ENV, ConversionError, run_step
+
+pytestmark = pytest.mark.selftest
+
+
+@pytest.mark.parametrize("fault, limit, words", [
+    ("crash", 60, "injected converter crash in step onnx"),
+    ("segfault", 60, "crashed with signal SIGSEGV"),
+    ("hang", 4, "timed out after 4 s"),
+    ("oom", 60, "exceeded the memory ceiling of 1 GB"),
+])
+def test_step_faults_become_conversion_errors(tmp_path, monkeypatch, fault, limit, words):
+    monkeypatch.setenv(FAULT_ENV, f"onnx:{fault}")
+    start = time.monotonic()
+    with pytest.raises(ConversionError) as info:
+        run_step("onnx", {}, tmp_path, timeout=limit, memory_gb=1)
+    assert words in str(info.value)
+    assert time.monotonic() - start < limit + 30
+    assert (tmp_path / "build.log").is_file() and "[fault injection] onnx" in str(info.value)
+
+
+def test_a_broken_converter_fails_only_its_own_cases(pytester_run, tmp_path):
+    """End to end: onnx2tf hangs; the TFLite case fails on its timeout, the ONNX case still passes."""
+    out = pytester_run("-m", "parity", "-k", "mobilenet_v3_small and (onnx-fp32 or tflite-fp32)",
+                       "--artifact-cache", str(tmp_path / "cache"), "--convert-timeout", "20",
+                       env={FAULT_ENV: "tflite:hang"}, ok=(1,))
+    assert "1 failed, 1 passed" in out
+    assert "mobilenet_v3_small-tflite-fp32: conversion failed: tflite timed out after 20 s" in out
+    assert "[fault injection] tflite: hang" in out  # the converter's own log, quoted
+
+
+def test_a_crash_is_reported_once_per_run_not_retried_per_case(pytester_run, tmp_path):
+    out = pytester_run("-m", "parity", "-k", "mobilenet_v3_small and tflite and (fp32 or fp16)",
+                       "--artifact-cache", str(tmp_path / "cache"), env={FAULT_ENV: "tflite:crash"}, ok=(1,))
+    assert "2 failed" in out
+    assert out.count("injected converter crash in step tflite") >= 2
+    assert "(earlier in this run)" in out or out.count("[convsuite] step tflite params") == 1

@@ -1,0 +1,73 @@
+"""Parity metrics: properties that must hold for any input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from compare import metrics
+
+pytestmark = pytest.mark.selftest
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+logits = arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(2, 20)), elements=finite)
+
+
+def _nonzero(a):
+    return np.all(np.linalg.norm(a.astype(np.float64), axis=1) > 1e-3)
+
+
+@given(logits, st.floats(1e-3, 1e3))
+def test_cosine_is_invariant_to_positive_scale(x, scale):
+    if not _nonzero(x):
+        return
+    np.testing.assert_allclose(metrics.cosine_similarity(x, x * scale), 1.0, atol=1e-6)
+
+
+@given(logits)
+def test_cosine_of_negation_is_minus_one(x):
+    if _nonzero(x):
+        np.testing.assert_allclose(metrics.cosine_similarity(x, -x), -1.0, atol=1e-6)
+
+
+@given(logits, logits)
+@settings(max_examples=50)
+def test_cosine_is_symmetric_and_bounded(a, b):
+    if a.shape != b.shape:
+        return
+    ab, ba = metrics.cosine_similarity(a, b), metrics.cosine_similarity(b, a)
+    np.testing.assert_allclose(ab, ba, atol=1e-12)
+    assert np.all((ab >= -1) & (ab <= 1))
+
+
+@given(logits)
+def test_top1_agreement_is_one_for_monotonic_transform(x):
+    # a strictly increasing map keeps the arg-max (ties aside)
+    if np.all(np.sort(x, axis=1)[:, -1] > np.sort(x, axis=1)[:, -2]):
+        assert metrics.top1_agreement(x, np.tanh(x / 1e3) * 5 + 1) == 1.0
+
+
+def test_nan_and_inf_give_nan_cosine_and_never_pass():
+    ref = np.ones((3, 4), np.float32)
+    bad = ref.copy()
+    bad[1, 2], bad[2, 0] = np.nan, np.inf
+    cos = metrics.cosine_similarity(ref, bad)
+    assert cos[0] == pytest.approx(1.0) and np.isnan(cos[1]) and np.isnan(cos[2])
+    assert np.isnan(metrics.parity_metrics(ref, bad)["cosine_worst"])
+
+
+def test_zero_vectors():
+    z = np.zeros((1, 5))
+    assert metrics.cosine_similarity(z, z)[0] == 1.0
+    assert metrics.cosine_similarity(z, np.ones((1, 5)))[0] == 0.0
+
+
+def test_known_values():
+    ref = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]])
+    act = np.array([[0.0, 1.0, 0.0], [0.0, 2.0, 1.5]])
+    m = metrics.parity_metrics(ref, act)
+    assert m["cosine_worst"] == pytest.approx(0.0)
+    assert m["top1_agreement"] == 0.5
+    assert m["max_abs_error"] == pytest.approx(1.0)
+    assert metrics.accuracy(act, [1, 1]) == 100.0
