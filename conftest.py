@@ -102,6 +102,15 @@ def natural_subjects(config):
             for name in models.names()]
 
 
+def digits_subjects(config):
+    """Every registered architecture with a 10-class head at 32x32, trained on digits by the suite."""
+    import models
+    from models.digits import SIZE
+
+    return [models.Subject.of(name, id=f"{name}_digits", num_classes=10, input_size=SIZE, data="digits")
+            for name in models.names()]
+
+
 def _marks(config, case_id: str, kind: str, entry_marks, fmt: str | None = None, group: str | None = None):
     marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in entry_marks]
     if group:  # with --dist loadgroup, one worker converts a model while the others convert other models
@@ -124,10 +133,16 @@ def pytest_generate_tests(metafunc):
                                                         group=c.subject.id))
                   for c in cases_for(natural_subjects(config))]
         metafunc.parametrize("parity_case", params)
+    if "accuracy_case" in metafunc.fixturenames:
+        params = [pytest.param(c, id=c.id, marks=_marks(config, c.id, "accuracy", c.subject.entry.marks, c.format,
+                                                        group=c.subject.id))
+                  for c in cases_for(digits_subjects(config))]
+        metafunc.parametrize("accuracy_case", params)
     if "subject" in metafunc.fixturenames:
-        kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in ("drift", "architecture"))
-        params = [pytest.param(s, id=s.id, marks=_marks(config, s.id, kind, s.entry.marks))
-                  for s in natural_subjects(config)]
+        kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in ("drift", "architecture", "accuracy"))
+        subjects = digits_subjects(config) if kind == "accuracy" else natural_subjects(config)
+        params = [pytest.param(s, id=s.id, marks=_marks(config, s.id, kind, s.entry.marks, group=s.id))
+                  for s in subjects]
         metafunc.parametrize("subject", params)
 
 
@@ -142,9 +157,10 @@ def _load_matrix_data(config):
     try:
         budgets = Budgets.load(config.getoption(OPT_BUDGETS))
         known = KnownFailures.load(config.getoption(OPT_KNOWN_FAILURES))
-        ids = [c.id for c in cases_for(natural_subjects(config))]
-        budgets.validate_ids(ids)
-        known.validate_ids({"parity": ids, "accuracy": ids})
+        parity_ids = [c.id for c in cases_for(natural_subjects(config))]
+        accuracy_ids = [c.id for c in cases_for(digits_subjects(config))]
+        budgets.validate_ids(parity_ids + accuracy_ids)
+        known.validate_ids({"parity": parity_ids, "accuracy": accuracy_ids})
     except (BudgetError, KnownFailureError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config._convsuite_budgets, config._convsuite_known_failures = budgets, known

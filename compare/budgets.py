@@ -19,7 +19,9 @@ BUDGET_KEYS = {
     "max_abs_error": "max_abs_error",
     "min_snr_db": "snr_db",
     "max_accuracy_drop": "accuracy_drop",
+    "min_accuracy": "accuracy",
 }
+SINGLE_TABLES = ("drift", "training")  # [drift]: live PyTorch vs golden; [training]: trained-model floors
 PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int8", "full_int8", "int16x8")
 
 
@@ -35,11 +37,11 @@ class Budget:
 
 class Budgets:
     def __init__(self, defaults: dict[str, dict], cases: dict[str, dict], path: str = "<budgets>",
-                 drift: dict | None = None):
+                 tables: dict[str, dict] | None = None):
         self.path = path
         self.defaults = defaults
         self.cases = cases
-        self.drift = drift or {}
+        self.tables = tables or {}
 
     @classmethod
     def load(cls, path: str | Path) -> "Budgets":
@@ -54,12 +56,13 @@ class Budgets:
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "<budgets>") -> "Budgets":
-        unknown = set(data) - {"defaults", "cases", "drift"}
+        unknown = set(data) - {"defaults", "cases", *SINGLE_TABLES}
         if unknown:
-            raise BudgetError(f"{path}: unknown table(s) {sorted(unknown)}; expected [defaults.*], [cases.*] "
-                              f"and [drift]")
+            raise BudgetError(f"{path}: unknown table(s) {sorted(unknown)}; expected [defaults.*], [cases.*], "
+                              + ", ".join(f"[{t}]" for t in SINGLE_TABLES))
         defaults, cases = data.get("defaults", {}), data.get("cases", {})
-        _check_keys(path, "drift", data.get("drift", {}), allow_reason=False)
+        for table in SINGLE_TABLES:
+            _check_keys(path, table, data.get(table, {}), allow_reason=False)
         for precision, table in defaults.items():
             if precision not in PRECISIONS:
                 raise BudgetError(f"{path}: [defaults.{precision}] is not a precision; known: {', '.join(PRECISIONS)}")
@@ -68,7 +71,7 @@ class Budgets:
             _check_keys(path, f'cases."{pattern}"', table, allow_reason=True)
             if not str(table.get("reason", "")).strip():
                 raise BudgetError(f'{path}: [cases."{pattern}"] overrides a budget without a `reason`')
-        return cls(defaults, cases, path, data.get("drift", {}))
+        return cls(defaults, cases, path, {t: data.get(t, {}) for t in SINGLE_TABLES})
 
     def validate_ids(self, case_ids) -> None:
         """Every override must match at least one real case (catches typos in case ids)."""
@@ -78,11 +81,12 @@ class Budgets:
                 raise BudgetError(f'{self.path}: [cases."{pattern}"] matches no case; is the id misspelt? '
                                   f"Case ids look like {case_ids[0] if case_ids else 'model-format-precision'}")
 
-    def drift_budget(self) -> Budget:
-        """How closely live PyTorch must reproduce the stored golden outputs."""
-        if not self.drift:
-            raise BudgetError(f"{self.path}: no [drift] table (limits for live PyTorch vs golden outputs)")
-        return Budget(dict(self.drift), {k: "drift" for k in self.drift})
+    def table(self, name: str) -> Budget:
+        """One of the SINGLE_TABLES as a Budget ([drift], [training])."""
+        limits = self.tables.get(name)
+        if not limits:
+            raise BudgetError(f"{self.path}: no [{name}] table")
+        return Budget(dict(limits), {k: name for k in limits})
 
     def for_case(self, case_id: str, precision: str) -> Budget:
         if precision not in self.defaults:

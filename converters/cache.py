@@ -110,6 +110,9 @@ class ArtifactCache:
             try:
                 build(tmp)
                 self._write_manifest(tmp, kind, key, meta or {})
+                for f in tmp.rglob("*"):  # published entries are read-only: a tool that writes into an
+                    if f.is_file():       # input it was handed fails loudly instead of corrupting the cache
+                        f.chmod(0o444)
                 entry.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(tmp, entry)  # atomic on one filesystem: the entry appears complete or not at all
             finally:

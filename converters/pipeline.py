@@ -59,14 +59,20 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
+# The sources each kind of artifact depends on: a change to one of them re-keys (rebuilds) the artifact.
+NETWORK_CODE = ("models/blocks.py", "models/builder.py", "models/registry.py", "models/zoo.py",
+                "models/weights.py", "models/images.py", "models/subject.py")
+TRAINING_CODE = NETWORK_CODE + ("models/training.py", "models/digits.py")
+DATA_CODE = ("models/images.py", "models/datasets.py", "models/digits.py")
+
+
 @lru_cache(maxsize=None)
-def code_digest(*packages: str) -> str:
-    """Hash of the Python sources of the named top-level packages (a code change re-keys artifacts)."""
+def code_digest(files: tuple[str, ...]) -> str:
+    """Hash of the named source files."""
     h = hashlib.sha256()
-    for pkg in packages:
-        for f in sorted((ROOT / pkg).rglob("*.py")):
-            h.update(str(f.relative_to(ROOT)).encode())
-            h.update(f.read_bytes())
+    for rel in files:
+        h.update(rel.encode())
+        h.update((ROOT / rel).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -81,9 +87,23 @@ class Pipeline:
         self.events: list[dict] = []  # (kind, built, seconds) per resolved step, for reporting
 
     # --- the chain --------------------------------------------------------------------------------------
+    def trained(self, subject):
+        """A digits subject with its weights: trained once (isolated, cached), then a checkpoint subject."""
+        from dataclasses import replace
+
+        from models.training import RECIPE, TRAINED_FILE
+
+        if subject.data != "digits" or subject.weights is not None:
+            return subject
+        from models import digits
+
+        payload = {"identity": subject.identity(), "recipe": RECIPE, "split": [digits.SPLIT_SEED, digits.SPLITS],
+                   "torch": tool_versions()["torch"]}
+        entry = self._step("train_digits", subject, payload, {"recipe": RECIPE}, deps={})
+        return replace(subject, weights=tuple(sorted({"kind": "checkpoint", "path": str(entry / TRAINED_FILE)}.items())))
+
     def weights(self, subject) -> Path:
-        payload = {"identity": subject.identity(), "code": code_digest("models"), "torch": tool_versions()["torch"]}
-        return self._step("weights", subject, payload, {}, deps={}) / pytorch.WEIGHTS_FILE
+        return self._step("weights", subject, {}, {}, deps={}) / pytorch.WEIGHTS_FILE
 
     def onnx(self, subject, precision: str = "fp32") -> Path:
         if precision == "fp32":
@@ -119,7 +139,7 @@ class Pipeline:
         from models import datasets
 
         recipe = datasets.calibration_recipe(subject, CALIBRATION_COUNT, self.calibration_mode)
-        key = make_key({"recipe": recipe, "code": code_digest("models")})
+        key = make_key({"recipe": recipe, "code": code_digest(DATA_CODE)})
 
         def build(tmp: Path) -> None:
             np.save(tmp / "calibration.npy", datasets.calibration_set(subject, CALIBRATION_COUNT,
@@ -136,12 +156,9 @@ class Pipeline:
 
     # --- one cached, isolated step ----------------------------------------------------------------------
     def _step(self, step: str, subject, options: dict, params: dict, deps: dict[str, Path]) -> Path:
-        module = {"weights": "pytorch", "onnx": "onnxrt", "onnx_int8": "onnxrt",
-                  "onnx_dynamic_int8": "onnxrt", "tflite": "tflite"}[step]
-        payload = {"step": step, "subject": subject.identity() if step == "weights" else subject.id,
-                   "options": options, "deps": {k: _entry_key(p) for k, p in deps.items()},
-                   "code": code_digest("models") if step == "weights" else _file_digest(f"converters/{module}.py"),
-                   "tools": tool_versions()}
+        payload = {"step": step, "subject": subject.identity(), "options": options,
+                   "deps": {k: _entry_key(p) for k, p in deps.items()},
+                   "code": code_digest(STEP_CODE[step]), "tools": tool_versions()}
         key = make_key(payload)
         if key in self._failures:
             raise self._failures[key]
@@ -176,6 +193,16 @@ class Pipeline:
         return hit.path
 
 
+STEP_CODE = {
+    "weights": NETWORK_CODE + ("converters/pytorch.py",),
+    "train_digits": TRAINING_CODE,
+    "onnx": ("converters/onnxrt.py", "converters/pytorch.py"),
+    "onnx_int8": ("converters/onnxrt.py",),
+    "onnx_dynamic_int8": ("converters/onnxrt.py",),
+    "tflite": ("converters/tflite.py",),
+}
+
+
 def _entry_key(path: Path) -> str:
     """The cache key of the entry a dependency file lives in (its directory name under <kind>/)."""
     for parent in [path, *path.parents]:
@@ -183,7 +210,3 @@ def _entry_key(path: Path) -> str:
             return parent.name
     raise ValueError(f"{path} is not inside a cache entry")
 
-
-@lru_cache(maxsize=None)
-def _file_digest(rel: str) -> str:
-    return hashlib.sha256((ROOT / rel).read_bytes()).hexdigest()[:16]

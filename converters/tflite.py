@@ -1,4 +1,4 @@
-"""TFLite through onnx2tf. build = one onnx2tf run that writes the SavedModel and every TFLite variant
+"""TFLite through onnxslim + onnx2tf. build = one onnx2tf run that writes the SavedModel and every TFLite variant
 (fp32, fp16, dynamic-range, integer and int16x8, float or integer I/O); run = the ai-edge-litert
 Interpreter with NCHW->NHWC on the way in and the tensors' own scale/zero point for integer I/O."""
 from __future__ import annotations
@@ -25,7 +25,16 @@ ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 
 def build(params: dict, out_dir: Path) -> None:
+    import onnx
     import onnx2tf
+    import onnxslim
+
+    # onnx2tf gets a private copy: it rewrites its input file in place (op names), which must never
+    # happen to a cached artifact. onnxslim first folds the legacy exporter's dynamic Pad subgraph
+    # (TF-"SAME" stride-2 padding) into constant pads: onnx2tf 1.28.8 transposes the dynamic form wrongly
+    # (pads land on N and H, measured: EfficientNet-Lite0 output [10, 1000] instead of [1, 1000]).
+    source = out_dir / onnxrt.ONNX_FILE
+    onnx.save(onnxslim.slim(onnx.load(params["onnx_file"])), str(source))
 
     calib_nhwc = np.load(params["calibration_file"]).transpose(0, 2, 3, 1).astype(np.float32)
     calib_path = out_dir / "calibration_nhwc.npy"
@@ -37,7 +46,7 @@ def build(params: dict, out_dir: Path) -> None:
     zero, one = np.zeros((1, 1, 1, 3), np.float32), np.ones((1, 1, 1, 3), np.float32)
     saved_model = out_dir / SAVED_MODEL_DIR
     onnx2tf.convert(
-        input_onnx_file_path=params["onnx_file"],
+        input_onnx_file_path=str(source),
         output_folder_path=str(saved_model),
         output_signaturedefs=True,
         not_use_onnxsim=True,  # onnxsim is not a dependency; the legacy exporter's graph needs no cleanup
@@ -48,7 +57,7 @@ def build(params: dict, out_dir: Path) -> None:
         non_verbose=False,
         verbosity="info",
     )
-    for f in (calib_path, out_dir / ONNX2TF_SAMPLE_FILE):
+    for f in (calib_path, out_dir / ONNX2TF_SAMPLE_FILE, source):
         f.unlink()
     missing = [name for name in PRECISION_FILES.values() if not (saved_model / name).is_file()]
     if missing:

@@ -56,6 +56,17 @@ def natural_crops(count: int, size: int, stream: str) -> np.ndarray:
     return np.stack([_crop(rng, load_photo(PHOTOS[i % len(PHOTOS)]), size) for i in range(count)])
 
 
+def center_crop(name: str, size: int) -> np.ndarray:
+    """The central square of a photo resized to size x size (uint8, 1 x H x W x 3): classification-style."""
+    from PIL import Image
+
+    img = load_photo(name)
+    h, w = img.shape[:2]
+    s = min(h, w)
+    crop = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return np.asarray(Image.fromarray(crop).resize((size, size), Image.BILINEAR))[None]
+
+
 def normalize(images: np.ndarray, spec: InputSpec, layout: str = "NCHW") -> np.ndarray:
     """uint8 NHWC RGB -> float32 normalized per `spec`, NCHW (PyTorch/ONNX) or NHWC (TFLite)."""
     x = images.astype(np.float32) / 255.0

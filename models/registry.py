@@ -24,19 +24,28 @@ class Published:
 
 
 @dataclass(frozen=True)
+class PhotoClass:
+    """A shipped photo whose ImageNet class a person would name: any of `classes` counts as right."""
+
+    photo: str
+    classes: tuple[int, ...]
+    label: str
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     arch: Architecture
     published: Published
     weights: object  # a models.weights source; default seeded init
     marks: tuple[str, ...] = ()  # pytest markers every case of this model carries (e.g. "slow")
-    checks: tuple = field(default=())  # extra model-level facts (e.g. expected photo classes)
+    photo_classes: tuple[PhotoClass, ...] = field(default=())  # what pretrained weights must recognize
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str | None = None, *, published: Published, weights=None, marks=(), checks=()):
+def register(name: str | None = None, *, published: Published, weights=None, marks=(), photo_classes=()):
     """Register the Architecture returned by the decorated function under `name` (default: its name)."""
 
     def decorate(fn: Callable[[], Architecture]):
@@ -47,7 +56,8 @@ def register(name: str | None = None, *, published: Published, weights=None, mar
             raise ValueError(f"model {key!r} registered twice")
         if "@" in key or "-" in key:
             raise ValueError(f"model name {key!r} may not contain '@' or '-' (they split test ids)")
-        _REGISTRY[key] = ModelEntry(key, fn(), published, weights or SeededInit(), tuple(marks), tuple(checks))
+        _REGISTRY[key] = ModelEntry(key, fn(), published, weights or SeededInit(), tuple(marks),
+                                    tuple(photo_classes))
         return fn
 
     return decorate

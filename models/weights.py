@@ -70,8 +70,9 @@ def calibrate_batchnorm(net: nn.Module, inputs: np.ndarray, batch: int = 16) -> 
         m.momentum = None  # cumulative average over the batches below
     net.train()
     with torch.no_grad():
-        for i in range(0, len(inputs), batch):
-            net(torch.from_numpy(inputs[i:i + batch]))
+        # near-equal chunks: a last batch of one sample would have no batch statistics at 1x1 resolution
+        for chunk in np.array_split(inputs, max(1, int(np.ceil(len(inputs) / batch)))):
+            net(torch.from_numpy(np.ascontiguousarray(chunk)))
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
     net.eval()

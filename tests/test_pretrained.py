@@ -1,0 +1,45 @@
+"""Models with real pretrained weights recognize the shipped photos a person would name, in PyTorch and
+after full-integer TFLite conversion."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import models
+from converters import predict
+from converters.pipeline import Case
+from converters.pytorch import reference_outputs
+from models.images import center_crop, normalize
+
+PRETRAINED = [n for n in models.names() if models.get(n).photo_classes]
+
+
+def _photos(subject):
+    spec = subject.arch().input
+    checks = subject.entry.photo_classes
+    return checks, np.concatenate([normalize(center_crop(c.photo, spec.size), spec) for c in checks])
+
+
+def _verdicts(checks, logits):
+    return [(c, int(np.argmax(row))) for c, row in zip(checks, logits)]
+
+
+@pytest.mark.architecture
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_pretrained_weights_recognize_photos(name):
+    subject = models.Subject.of(name)
+    checks, x = _photos(subject)
+    got = _verdicts(checks, reference_outputs(subject.build(), x))
+    print("\n".join(f"{name}: {c.photo} -> class {top} (expected {c.label}: {c.classes})" for c, top in got))
+    wrong = [f"{c.photo}: got class {top}, expected {c.label} {c.classes}" for c, top in got if top not in c.classes]
+    assert not wrong, f"{name} misclassifies shipped photos (wrong weights mapping or preprocessing?): {wrong}"
+
+
+@pytest.mark.tflite
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_full_integer_tflite_keeps_photo_classes(name, pipeline):
+    subject = models.Subject.of(name)
+    checks, x = _photos(subject)
+    torch_top = [t for _, t in _verdicts(checks, reference_outputs(subject.build(), x))]
+    tflite_top = [t for _, t in _verdicts(checks, predict(pipeline.runner(Case(subject, "tflite", "int8"), 1), x))]
+    assert tflite_top == torch_top, f"{name}-tflite-int8 top-1 {tflite_top} != PyTorch {torch_top} on {[c.photo for c in checks]}"
