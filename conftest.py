@@ -20,6 +20,9 @@ OPT_WEIGHTS = "--weights"
 OPT_CALIBRATION = "--calibration-mode"
 OPT_REPORT_DIR = "--report-dir"
 OPT_GOLDEN_DIR = "--golden-dir"
+OPT_USER_DATA = "--user-data"
+OPT_USER_MODEL = "--user-model"
+OPT_USER_CHECKPOINT = "--user-checkpoint"
 INI_WEIGHTS = "convsuite_weights"
 ENV_CACHE = "CONVSUITE_CACHE_DIR"
 ENV_RUN_ID = "CONVSUITE_RUN_ID"
@@ -64,6 +67,14 @@ def pytest_addoption(parser):
                          "a mis-calibrated conversion is caught (default natural)")
     group.addoption(OPT_REPORT_DIR, default=None, metavar="DIR",
                     help="write the conformance report (Markdown, HTML, JSON, plots) to DIR at the end of the run")
+    group.addoption(OPT_USER_DATA, metavar="DIR", default=None,
+                    help="run the accuracy cases on your labelled image folder (one sub-folder per class) "
+                         f"instead of digits; needs {OPT_USER_MODEL}")
+    group.addoption(OPT_USER_MODEL, metavar="NAME", default=None,
+                    help=f"registered architecture for {OPT_USER_DATA}; its class count is the model's own "
+                         f"(1000) unless {OPT_USER_CHECKPOINT} says otherwise by its classifier shape")
+    group.addoption(OPT_USER_CHECKPOINT, metavar="FILE", default=None,
+                    help=f"your weights for {OPT_USER_MODEL} (state_dict .pth loaded weights-only, or .safetensors)")
     parser.addini(INI_WEIGHTS, type="linelist", default=[],
                   help="MODEL=CHECKPOINT lines: checkpoints to use instead of the registered weights")
 
@@ -102,12 +113,40 @@ def natural_subjects(config):
             for name in models.names()]
 
 
+def accuracy_subjects(config):
+    """The user's folder subject when --user-data is given, else every architecture trained on digits."""
+    if config.getoption(OPT_USER_DATA):
+        return [user_subject(config)]
+    return digits_subjects(config)
+
+
+def user_subject(config):
+    import models
+    from models.weights import load_state_dict
+
+    name, data = config.getoption(OPT_USER_MODEL), Path(config.getoption(OPT_USER_DATA)).resolve()
+    if name not in models.names():
+        raise pytest.UsageError(f"{OPT_USER_DATA} needs {OPT_USER_MODEL} NAME, one of: {', '.join(models.names())}")
+    if not data.is_dir():
+        raise pytest.UsageError(f"{OPT_USER_DATA} {data}: not a directory")
+    checkpoint, weights, classes = config.getoption(OPT_USER_CHECKPOINT), None, None
+    if checkpoint:
+        checkpoint = str(Path(checkpoint).expanduser().resolve())
+        weights = {"kind": "checkpoint", "path": checkpoint}
+        classifier = [v for k, v in load_state_dict(checkpoint).items() if k.endswith(".weight") and v.ndim == 2]
+        classes = classifier[-1].shape[0] if classifier else None
+    return models.Subject.of(name, weights, id=f"{name}_user", data=f"folder:{data}",
+                             num_classes=None if classes in (None, models.get(name).arch.num_classes) else classes)
+
+
 def digits_subjects(config):
     """Every registered architecture with a 10-class head at 32x32, trained on digits by the suite."""
     import models
     from models.digits import SIZE
+    from models.weights import SeededInit, weights_to_spec
 
-    return [models.Subject.of(name, id=f"{name}_digits", num_classes=10, input_size=SIZE, data="digits")
+    seeded = weights_to_spec(SeededInit())  # trained from scratch, even where the registry has a checkpoint
+    return [models.Subject.of(name, seeded, id=f"{name}_digits", num_classes=10, input_size=SIZE, data="digits")
             for name in models.names()]
 
 
@@ -136,11 +175,13 @@ def pytest_generate_tests(metafunc):
     if "accuracy_case" in metafunc.fixturenames:
         params = [pytest.param(c, id=c.id, marks=_marks(config, c.id, "accuracy", c.subject.entry.marks, c.format,
                                                         group=c.subject.id))
-                  for c in cases_for(digits_subjects(config))]
+                  for c in cases_for(accuracy_subjects(config))]
         metafunc.parametrize("accuracy_case", params)
     if "subject" in metafunc.fixturenames:
         kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in ("drift", "architecture", "accuracy"))
-        subjects = digits_subjects(config) if kind == "accuracy" else natural_subjects(config)
+        # the trained-model floor applies to the suite's own digits training only
+        subjects = ([] if config.getoption(OPT_USER_DATA) else digits_subjects(config)) if kind == "accuracy" \
+            else natural_subjects(config)
         params = [pytest.param(s, id=s.id, marks=_marks(config, s.id, kind, s.entry.marks, group=s.id))
                   for s in subjects]
         metafunc.parametrize("subject", params)
@@ -159,6 +200,8 @@ def _load_matrix_data(config):
         known = KnownFailures.load(config.getoption(OPT_KNOWN_FAILURES))
         parity_ids = [c.id for c in cases_for(natural_subjects(config))]
         accuracy_ids = [c.id for c in cases_for(digits_subjects(config))]
+        if config.getoption(OPT_USER_DATA):
+            accuracy_ids += [c.id for c in cases_for([user_subject(config)])]
         budgets.validate_ids(parity_ids + accuracy_ids)
         known.validate_ids({"parity": parity_ids, "accuracy": accuracy_ids})
     except (BudgetError, KnownFailureError) as exc:

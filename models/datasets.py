@@ -1,7 +1,8 @@
 """The input sets a subject is evaluated and calibrated on, per its `data` kind.
 
-natural: parity inputs and calibration inputs are disjoint streams of photo crops (models.images).
-digits:  scikit-learn's handwritten digits with a fixed split (models.digits).
+natural:      parity inputs and calibration inputs are disjoint streams of photo crops (models.images).
+digits:       scikit-learn's handwritten digits with a fixed split (models.digits).
+folder:<dir>: the user's labelled image folder (models.folder).
 Calibration modes other than "natural" exist only so self-tests can prove a mis-calibrated int8
 conversion is caught.
 """
@@ -28,14 +29,26 @@ def parity_recipe(subject) -> dict:
     return images.recipe("parity", PARITY_COUNT, subject.arch().input)
 
 
-def calibration_set(subject, count: int, mode: str = "natural") -> np.ndarray:
+def labelled(subject, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, labels) of a labelled subject's split ("test" or "calibration")."""
     spec = subject.arch().input
     if subject.data == "digits":
         from models import digits
 
-        x = digits.split(spec, "calibration")[0][:count]
-    else:
+        return digits.split(spec, split)
+    if subject.data.startswith("folder:"):
+        from models import folder
+
+        return folder.split(subject.data.split(":", 1)[1], spec, split)
+    raise ValueError(f"subject {subject.id} has no labelled data (data={subject.data!r})")
+
+
+def calibration_set(subject, count: int, mode: str = "natural") -> np.ndarray:
+    spec = subject.arch().input
+    if subject.data == "natural":
         x = images.image_set("calibration", count, spec)
+    else:
+        x = labelled(subject, "calibration")[0][:count]
     if mode == "natural":
         return x
     if mode == "wrong_scale":  # a pipeline that forgot to normalize: tiny-range inputs
@@ -48,6 +61,13 @@ def calibration_set(subject, count: int, mode: str = "natural") -> np.ndarray:
 
 def calibration_recipe(subject, count: int, mode: str = "natural") -> dict:
     spec = subject.arch().input
-    base = images.recipe("calibration", count, spec) if subject.data != "digits" else \
-        {"data": "digits", "split": "calibration", "count": count, "size": spec.size}
-    return {**base, "mode": mode}
+    if subject.data == "natural":
+        base = images.recipe("calibration", count, spec)
+    elif subject.data.startswith("folder:"):
+        from models import folder
+
+        base = {"data": "folder", "digest": folder.digest(subject.data.split(":", 1)[1])}
+    else:
+        base = {"data": subject.data}
+    return {**base, "split": "calibration", "count": count, "size": spec.size, "mode": mode,
+            "mean": list(spec.mean), "std": list(spec.std)}

@@ -10,7 +10,7 @@ from converters import predict
 from converters.isolate import ConversionError
 from converters.pipeline import Case
 from converters.pytorch import load, reference_outputs
-from models import digits
+from models import datasets
 
 
 def _trained(pipeline, subject, record_result, case_id, **fields):
@@ -28,7 +28,7 @@ def _reference(pipeline, subject, x):
 @pytest.mark.accuracy
 def test_trained_model_reaches_floor(subject, pipeline, budgets, record_result):
     trained = _trained(pipeline, subject, record_result, f"{subject.id}-pytorch-fp32")
-    x, y = digits.split(trained.arch().input, "test")
+    x, y = datasets.labelled(trained, "test")
     acc = accuracy(_reference(pipeline, trained, x), y)
     record_result(case=f"{subject.id}-pytorch-fp32", kind="accuracy", model=subject.id, format="pytorch",
                   precision="fp32", accuracy=acc)
@@ -41,7 +41,7 @@ def test_accuracy(accuracy_case, pipeline, budgets, record_result):
     case = accuracy_case
     fields = dict(format=case.format, precision=case.precision)
     subject = _trained(pipeline, case.subject, record_result, case.id, **fields)
-    x, y = digits.split(subject.arch().input, "test")
+    x, y = datasets.labelled(subject, "test")
     reference = _reference(pipeline, subject, x)
     try:
         outputs = predict(pipeline.runner(Case(subject, case.format, case.precision), threads=1), x)
@@ -55,4 +55,4 @@ def test_accuracy(accuracy_case, pipeline, budgets, record_result):
                   accuracy_drop=drop, **parity_metrics(reference, outputs), **fields)
     if not verdict.passed:
         pytest.fail(f"{verdict.message()}\n  accuracy: PyTorch {ref_acc:.2f} %, {case.format}-{case.precision} "
-                    f"{acc:.2f} % on {len(y)} digits test images", pytrace=False)
+                    f"{acc:.2f} % on {len(y)} labelled test images ({subject.data})", pytrace=False)
