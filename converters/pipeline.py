@@ -93,8 +93,8 @@ class Pipeline:
 
         from models.training import RECIPE, TRAINED_FILE
 
-        if subject.data != "digits" or subject.weights is not None:
-            return subject
+        if subject.data != "digits" or dict(subject.weights or ()).get("kind") == "checkpoint":
+            return subject  # nothing to train, or already trained
         from models import digits
 
         payload = {"identity": subject.identity(), "recipe": RECIPE, "split": [digits.SPLIT_SEED, digits.SPLITS],
