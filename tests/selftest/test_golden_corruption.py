@@ -12,7 +12,8 @@ from compare import golden
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parents[2]
-SELECT = "(mobilenet_v2 or mobilenet_v3_small) and onnx-fp32 or drift and (mobilenet_v2 or mobilenet_v3_small)"
+SELECT = ("mobilenet_v2-onnx-fp32 or mobilenet_v3_small-onnx-fp32 or test_golden_drift[mobilenet_v2] "
+          "or test_golden_drift[mobilenet_v3_small]")
 
 
 @pytest.fixture
