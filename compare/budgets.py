@@ -45,14 +45,7 @@ class Budgets:
 
     @classmethod
     def load(cls, path: str | Path) -> "Budgets":
-        path = Path(path)
-        if not path.is_file():
-            raise BudgetError(f"budgets file {path} not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise BudgetError(f"{path}: not valid TOML: {exc}") from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(load_toml(path, BudgetError, "budgets file"), str(path))
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "<budgets>") -> "Budgets":
@@ -101,6 +94,17 @@ class Budgets:
                 if key != "reason":
                     limits[key], sources[key] = value, f'cases."{pattern}"'
         return Budget(limits, sources)
+
+
+def load_toml(path: str | Path, error: type[Exception], what: str) -> dict:
+    """Parse a matrix data file, turning a missing file or bad TOML into `error` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {path} not found")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
 
 
 def _check_keys(path, table_name, table, allow_reason):

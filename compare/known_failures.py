@@ -3,9 +3,10 @@ applies to and a reason. They become strict xfails, so a fixed converter shows u
 from __future__ import annotations
 
 import fnmatch
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from compare.budgets import load_toml
 
 KINDS = ("parity", "accuracy")
 KEYS = {"case", "test", "reason"}
@@ -28,13 +29,7 @@ class KnownFailures:
 
     @classmethod
     def load(cls, path: str | Path) -> "KnownFailures":
-        path = Path(path)
-        if not path.is_file():
-            raise KnownFailureError(f"known-failures file {path} not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise KnownFailureError(f"{path}: not valid TOML: {exc}") from None
+        data = load_toml(path, KnownFailureError, "known-failures file")
         unknown = set(data) - {"known_failure"}
         if unknown:
             raise KnownFailureError(f"{path}: unknown table(s) {sorted(unknown)}; entries are [[known_failure]]")

@@ -20,6 +20,8 @@ from typing import Callable
 
 from filelock import FileLock
 
+from models.weights import sha256_file
+
 MANIFEST = "MANIFEST.json"
 _KEY_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _KIND_RE = re.compile(r"^[a-z0-9_]+$")
@@ -32,14 +34,6 @@ class CacheError(RuntimeError):
 def make_key(payload: dict) -> str:
     """The content address of an artifact: sha256 over its canonical JSON description."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
