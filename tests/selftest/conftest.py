@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# No per-example deadline: CI shares two cores with conversions, and a timing assertion would be flaky.
+settings.register_profile("convsuite", deadline=None, derandomize=True)
+settings.load_profile("convsuite")
 
 
 @pytest.fixture
