@@ -22,8 +22,11 @@ def pytester_run(pytestconfig):
     combined output; extra env vars via env=..., expected exit codes via ok=(...)."""
 
     def run(*args, env=None, ok=(0,), timeout=900):
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-               "--artifact-cache", pytestconfig.getoption("--artifact-cache"), *args]
+        args = _joined(args)
+        # -c/--rootdir pin the project: otherwise pytest, which does not know our options before it has
+        # loaded conftest.py, takes option values for paths and guesses rootdir from their common parent.
+        cmd = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+               "-p", "no:cacheprovider", f"--artifact-cache={pytestconfig.getoption('--artifact-cache')}", *args]
         child_env = {**os.environ, **(env or {})}
         child_env.pop("CONVSUITE_RUN_ID", None)  # the child is a run of its own
         for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
@@ -35,3 +38,17 @@ def pytester_run(pytestconfig):
         return out
 
     return run
+
+
+def _joined(args):
+    """("--opt", "value") -> "--opt=value": before conftest.py is loaded pytest does not know our options
+    and would take a bare value for a path argument, and then load conftests relative to that path."""
+    out, i = [], 0
+    while i < len(args):
+        if args[i].startswith("--") and "=" not in args[i] and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
