@@ -289,7 +289,11 @@ class ResultCollector:
         from report.tables import terminal_table
 
         terminalreporter.write_sep("=", "convsuite summary")
-        terminalreporter.write_line(terminal_table(self.rows))
+        for row in sorted((r for r in self.rows if r["kind"] == "architecture"), key=lambda r: r["case"]):
+            terminalreporter.write_line(row["line"])
+        matrix = [r for r in self.rows if r["kind"] != "architecture"]
+        if matrix:
+            terminalreporter.write_line(terminal_table(matrix))
         report_dir = self.config.getoption(OPT_REPORT_DIR)
         if report_dir:
             from report import write_report

@@ -40,11 +40,14 @@ def write_all(rows, out_dir: Path) -> list[Path]:
     env = environment()
     json_path = out_dir / "report.json"
     json_path.write_text(json.dumps({"environment": env, "results": rows}, indent=1, sort_keys=True, default=str))
-    header, body = table_rows(rows)
+    header, body = table_rows([r for r in rows if r.get("kind") != "architecture"])
     md = ["# Conformance report", "", f"{env['time']}, " + ", ".join(f"{k} {v}" for k, v in env["tools"].items()),
           "", "## Parity matrix (cosine mean / top-1 agreement)", "", matrix_markdown(rows), "",
           "## All cases", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     md += ["| " + " | ".join(b) + " |" for b in body]
+    arch = sorted(r["line"] for r in rows if r.get("kind") == "architecture")
+    if arch:
+        md += ["", "## Architectures vs published figures", ""] + [f"- {line}" for line in arch]
     md_path = out_dir / "report.md"
     md_path.write_text("\n".join(md) + "\n")
     return [md_path, json_path]

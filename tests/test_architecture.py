@@ -7,7 +7,7 @@ from models import build, count_macs, count_params
 
 
 @pytest.mark.architecture
-def test_architecture(subject, record_property):
+def test_architecture(subject, record_result):
     entry, arch = subject.entry, subject.entry.arch
     net = build(arch)
     params, macs_m = count_params(net), round(count_macs(net, arch.input) / 1e6, 1)
@@ -15,6 +15,6 @@ def test_architecture(subject, record_property):
             f"MACs {macs_m} M (reference {entry.published.macs_m} M) - {entry.published.source}"
             + (f"; note: {entry.published.note}" if entry.published.note else ""))
     print(line)
-    record_property("architecture", line)
+    record_result(case=subject.id, kind="architecture", model=subject.id, line=line)
     assert params == entry.published.params, line
     assert macs_m == entry.published.macs_m, line
