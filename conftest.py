@@ -31,7 +31,6 @@ RESULT_PROPERTY = "convsuite_result"
 MARKERS = {
     "parity": "converted model vs stored PyTorch golden outputs",
     "accuracy": "converted model's accuracy on a labelled test split vs PyTorch's",
-    "latency": "pytest-benchmark latency of one runtime (run serially, without -n)",
     "drift": "live PyTorch vs the stored golden outputs",
     "architecture": "parameter count and MACs vs the published figures",
     "selftest": "tests of the harness itself",
