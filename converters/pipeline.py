@@ -84,7 +84,6 @@ class Pipeline:
         self.run_id = run_id
         self.calibration_mode = calibration  # "natural", or a deliberately wrong set for self-tests
         self._failures: dict[str, ConversionError] = {}
-        self.events: list[dict] = []  # (kind, built, seconds) per resolved step, for reporting
 
     # --- the chain --------------------------------------------------------------------------------------
     def trained(self, subject):
@@ -185,12 +184,10 @@ class Pipeline:
                 raise
 
         try:
-            hit = self.cache.get_or_build(step, key, build, {"subject": subject.id, "payload": payload})
+            return self.cache.get_or_build(step, key, build, {"subject": subject.id, "payload": payload}).path
         except ConversionError as exc:
             self._failures[key] = exc
             raise
-        self.events.append({"step": step, "subject": subject.id, "built": hit.built, "seconds": hit.seconds})
-        return hit.path
 
 
 STEP_CODE = {

@@ -45,9 +45,3 @@ def split(spec: InputSpec, name: str) -> tuple[np.ndarray, np.ndarray]:
     idx = _indices()[name]
     return normalize(images[idx], spec), labels[idx]
 
-
-def uint8_split(size: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Un-normalized uint8 NHWC images of a split (for writing image folders)."""
-    images, labels = _images(size)
-    idx = _indices()[name]
-    return images[idx], labels[idx]
