@@ -30,6 +30,9 @@ class PhotoClass:
     photo: str
     classes: tuple[int, ...]
     label: str
+    # Why converted models need only stay inside `classes` here instead of keeping PyTorch's exact top-1;
+    # empty (the default) means the exact top-1 must survive conversion.
+    ambiguous: str = ""
 
 
 @dataclass(frozen=True)
