@@ -20,8 +20,6 @@ from typing import Callable
 
 from filelock import FileLock
 
-from models.weights import sha256_file
-
 MANIFEST = "MANIFEST.json"
 _KEY_RE = re.compile(r"^[0-9a-f]{16,64}$")
 _KIND_RE = re.compile(r"^[a-z0-9_]+$")
@@ -29,6 +27,11 @@ _KIND_RE = re.compile(r"^[a-z0-9_]+$")
 
 class CacheError(RuntimeError):
     pass
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def make_key(payload: dict) -> str:

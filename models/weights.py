@@ -105,18 +105,11 @@ def _lukemelas_efficientnet(key: str, net: nn.Module) -> str:
 KEY_MAPS = {None: lambda key, net: key, "lukemelas_efficientnet": _lukemelas_efficientnet}
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @lru_cache(maxsize=None)
 def file_sha256(path: str) -> str:
     """sha256 of a checkpoint, memoized per path for the process (checkpoints do not change mid-run)."""
-    return sha256_file(path)
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
