@@ -41,11 +41,11 @@ def test_cosine_is_symmetric_and_bounded(a, b):
     assert np.all((ab >= -1) & (ab <= 1))
 
 
-@given(logits)
-def test_top1_agreement_is_one_for_monotonic_transform(x):
-    # a strictly increasing map keeps the arg-max (ties aside)
-    if np.all(np.sort(x, axis=1)[:, -1] > np.sort(x, axis=1)[:, -2]):
-        assert metrics.top1_agreement(x, np.tanh(x / 1e3) * 5 + 1) == 1.0
+@given(logits, st.integers(-4, 4))
+def test_top1_agreement_is_one_under_exact_rescaling(x, exponent):
+    # scaling by a power of two is exact in floating point, so it cannot create ties (a smooth monotonic
+    # map such as tanh can round neighbouring float32 values to the same number)
+    assert metrics.top1_agreement(x, np.ldexp(x, exponent)) == 1.0
 
 
 def test_nan_and_inf_give_nan_cosine_and_never_pass():
