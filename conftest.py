@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,15 @@ OPT_GOLDEN_DIR = "--golden-dir"
 OPT_USER_DATA = "--user-data"
 OPT_USER_MODEL = "--user-model"
 OPT_USER_CHECKPOINT = "--user-checkpoint"
+OPT_LATENCY_THREADS = "--latency-threads"
+OPT_LATENCY_UNOPTIMIZED = "--latency-unoptimized"
+OPT_REPORT_BASELINE = "--report-baseline"
 INI_WEIGHTS = "convsuite_weights"
 ENV_CACHE = "CONVSUITE_CACHE_DIR"
 ENV_RUN_ID = "CONVSUITE_RUN_ID"
 RESULT_PROPERTY = "convsuite_result"
+LINE_KINDS = ("architecture", "detection")  # results that are one line of text, not a matrix row
+SHORT_RUN = 20  # runs with at most this many result rows print every row in the terminal summary
 
 MARKERS = {
     "parity": "converted model vs stored PyTorch golden outputs",
@@ -34,6 +40,7 @@ MARKERS = {
     "drift": "live PyTorch vs the stored golden outputs",
     "architecture": "parameter count and MACs vs the published figures",
     "selftest": "tests of the harness itself",
+    "latency": "pytest-benchmark latency cases; a serial pass of their own: pytest -n 0 -m latency",
     "slow": "heavy models (ResNet-50); CI's quick profile deselects them with -m 'not slow'",
     "onnx": "onnxruntime cases",
     "tflite": "TFLite (onnx2tf) cases",
@@ -74,15 +81,41 @@ def pytest_addoption(parser):
                          f"(1000) unless {OPT_USER_CHECKPOINT} says otherwise by its classifier shape")
     group.addoption(OPT_USER_CHECKPOINT, metavar="FILE", default=None,
                     help=f"your weights for {OPT_USER_MODEL} (state_dict .pth loaded weights-only, or .safetensors)")
+    group.addoption(OPT_REPORT_BASELINE, metavar="REPORT_JSON", default=None,
+                    help=f"a previous run's report.json: the report of this run ({OPT_REPORT_DIR}) then lists what "
+                         "regressed and what improved since (parity, accuracy, latency beyond noise)")
+    group.addoption(OPT_LATENCY_THREADS, type=int, default=1, metavar="N",
+                    help="threads of every runtime in the latency cases, recorded with each result (default 1)")
+    group.addoption(OPT_LATENCY_UNOPTIMIZED, action="store_true",
+                    help="test-only: time slower kernels (onnxruntime without layout optimizations, TFLite "
+                         "without XNNPACK, PyTorch without oneDNN) to prove the benchmark gate trips")
     parser.addini(INI_WEIGHTS, type="linelist", default=[],
                   help="MODEL=CHECKPOINT lines: checkpoints to use instead of the registered weights")
 
 
 def pytest_configure(config):
+    from converters.isolate import NETWORK_ENV, deny_network
+
+    if os.environ.get(NETWORK_ENV):  # the no-network self-test: conversion children inherit it too
+        deny_network()
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    if not getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # No workers, so nothing is distributed: say so, or pytest-benchmark (configured after this hook)
+        # sees addopts' --dist loadgroup and switches itself off.
+        config.option.dist = "no"
     if not hasattr(config, "workerinput"):  # controller: one run id shared by every xdist worker
         os.environ.setdefault(ENV_RUN_ID, uuid.uuid4().hex)
+    baseline = config.getoption(OPT_REPORT_BASELINE)
+    if baseline and not hasattr(config, "workerinput"):
+        from report.files import load_report
+
+        if not config.getoption(OPT_REPORT_DIR):
+            raise pytest.UsageError(f"{OPT_REPORT_BASELINE} compares into a report: add {OPT_REPORT_DIR} DIR")
+        try:
+            load_report(Path(baseline))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{OPT_REPORT_BASELINE}: {exc}") from None
     config.pluginmanager.register(ResultCollector(config), "convsuite-results")
 
 
@@ -176,6 +209,10 @@ def pytest_generate_tests(metafunc):
                                                         group=c.subject.id))
                   for c in cases_for(accuracy_subjects(config))]
         metafunc.parametrize("accuracy_case", params)
+    if "latency_case" in metafunc.fixturenames:
+        params = [pytest.param(c, id=c.id, marks=_marks(config, c.id, "latency", c.subject.entry.marks, c.format))
+                  for c in cases_for(natural_subjects(config), reference=True)]
+        metafunc.parametrize("latency_case", params)
     if "subject" in metafunc.fixturenames:
         kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in ("drift", "architecture", "accuracy"))
         # the trained-model floor applies to the suite's own digits training only
@@ -184,6 +221,27 @@ def pytest_generate_tests(metafunc):
         params = [pytest.param(s, id=s.id, marks=_marks(config, s.id, kind, s.entry.marks, group=s.id))
                   for s in subjects]
         metafunc.parametrize("subject", params)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Latency cases need pytest-benchmark, which switches itself off under xdist: skip them there, with the
+    command that runs them, instead of timing nothing."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.disabled:
+        return
+    skip = pytest.mark.skip(reason="latency runs in its own serial pass (pytest-benchmark is off under xdist "
+                                   "and --benchmark-disable): pytest -n 0 -m latency")
+    for item in items:
+        if item.get_closest_marker("latency"):
+            item.add_marker(skip)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Tool versions, thread count and CPU flags in every saved benchmark: pytest-benchmark warns when a
+    comparison's machine_info differs, so another toolchain or machine is visible as such."""
+    from converters.latency import machine_info as convsuite_machine_info
+
+    machine_info["convsuite"] = convsuite_machine_info(config.getoption(OPT_LATENCY_THREADS))
 
 
 def _load_matrix_data(config):
@@ -254,6 +312,22 @@ def golden_store(pytestconfig):
     return get
 
 
+@dataclass(frozen=True)
+class LatencySettings:
+    threads: int
+    optimized: bool
+    max_time_s: float  # pytest-benchmark's --benchmark-max-time and --benchmark-min-rounds, honoured
+    min_rounds: int
+
+
+@pytest.fixture(scope="session")
+def latency_settings(pytestconfig):
+    return LatencySettings(threads=pytestconfig.getoption(OPT_LATENCY_THREADS),
+                           optimized=not pytestconfig.getoption(OPT_LATENCY_UNOPTIMIZED),
+                           max_time_s=float(pytestconfig.getoption("benchmark_max_time")),
+                           min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")))
+
+
 @pytest.fixture
 def record_result(record_property):
     """record_result(**fields): a result row that travels to the controller on the test report."""
@@ -279,23 +353,31 @@ class ResultCollector:
             if name == RESULT_PROPERTY:
                 row = json.loads(value)
                 row["outcome"] = "xfail" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+                if row["outcome"] == "xfail":
+                    row["known_failure"] = report.wasxfail.removeprefix("known failure: ")
                 self.rows.append(row)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter):
         if hasattr(self.config, "workerinput") or not self.rows:
             return
-        from report.tables import terminal_table
+        from report.tables import table_rows, terminal_table
 
         terminalreporter.write_sep("=", "convsuite summary")
-        for row in sorted((r for r in self.rows if r["kind"] == "architecture"), key=lambda r: r["case"]):
+        for row in sorted((r for r in self.rows if r["kind"] in LINE_KINDS), key=lambda r: (r["kind"], r["case"])):
             terminalreporter.write_line(row["line"])
-        matrix = [r for r in self.rows if r["kind"] != "architecture"]
-        if matrix:
+        matrix = [r for r in self.rows if r["kind"] not in LINE_KINDS]
+        if 0 < len(matrix) <= SHORT_RUN:  # a handful of cases: every number; otherwise one line per model
+            header, body = table_rows(matrix)
+            widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+            for line in (header, ["-" * w for w in widths], *body):
+                terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+        elif matrix:
             terminalreporter.write_line(terminal_table(matrix))
         report_dir = self.config.getoption(OPT_REPORT_DIR)
         if report_dir:
             from report import write_report
 
-            paths = write_report(self.rows, Path(report_dir))
+            baseline = self.config.getoption(OPT_REPORT_BASELINE)
+            paths = write_report(self.rows, Path(report_dir), Path(baseline) if baseline else None)
             terminalreporter.write_line(f"conformance report: {', '.join(str(p) for p in paths)}")

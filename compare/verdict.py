@@ -49,10 +49,11 @@ class Verdict:
     kind: str  # "parity" or "accuracy"
     metrics: dict[str, float]
     checks: list[Check] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # failures no budget can excuse (a wrong shape)
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return not self.problems and all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -60,6 +61,7 @@ class Verdict:
 
     def message(self) -> str:
         lines = [f"{self.case_id}: {self.kind} outside budget"]
+        lines += [f"  - {p}" for p in self.problems]
         lines += [f"  - {c.describe()}" for c in self.failures]
         lines.append("  measured: " + ", ".join(f"{k}={v:.6g}" for k, v in self.metrics.items()))
         return "\n".join(lines)
@@ -76,3 +78,13 @@ def judge(case_id: str, kind: str, metrics: dict[str, float], budget: Budget) ->
     if not checks:
         raise ValueError(f"{case_id}: the budget has no limit on any of {sorted(metrics)}")
     return Verdict(case_id, kind, metrics, checks)
+
+
+def judge_parity(case_id: str, golden, outputs, budget: Budget) -> Verdict:
+    """Outputs against golden outputs: a shape mismatch fails outright, anything else is judged on the
+    parity metrics."""
+    from compare.metrics import parity_metrics
+
+    if outputs.shape != golden.shape:
+        return Verdict(case_id, "parity", {}, problems=[f"output shape {outputs.shape} != golden {golden.shape}"])
+    return judge(case_id, "parity", parity_metrics(golden, outputs), budget)

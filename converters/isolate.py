@@ -18,9 +18,29 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_NAME = "build.log"
-# Test-only fault injection: CONVSUITE_FAULT="<step>:<crash|hang|oom>" makes that step misbehave in the
-# child, so the isolation itself can be tested. Never set it outside the suite's self-tests.
+# Test-only fault injection: CONVSUITE_FAULT="<step>[/<subject>]:<crash|segfault|hang|oom>" makes that
+# step misbehave in the child, so the isolation itself can be tested. Never set it outside self-tests.
 FAULT_ENV = "CONVSUITE_FAULT"
+# Test-only network guard: with CONVSUITE_DENY_NETWORK=1 every socket connection and name lookup in the
+# pytest process and every conversion child raises NetworkDenied (the no-network self-test sets it).
+NETWORK_ENV = "CONVSUITE_DENY_NETWORK"
+
+
+class NetworkDenied(OSError):
+    pass
+
+
+def deny_network() -> None:
+    """Make every outbound connection and DNS lookup in this process fail loudly, and say so on stderr."""
+    import socket
+
+    def refuse(*args, **_):
+        target = next((a for a in args if not isinstance(a, socket.socket)), "?")
+        print(f"[network guard] blocked a connection to {target!r}", file=sys.stderr, flush=True)
+        raise NetworkDenied(f"network access attempted ({target!r}) while {NETWORK_ENV} is set")
+
+    socket.socket.connect = socket.socket.connect_ex = refuse
+    socket.create_connection = socket.getaddrinfo = refuse
 
 
 class ConversionError(RuntimeError):
@@ -92,13 +112,15 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def inject_fault(step: str) -> None:
-    """Called by the worker before a step runs: act out a fault requested through FAULT_ENV."""
+def inject_fault(step: str, subject: str = "") -> None:
+    """Called by the worker before a step runs: act out a fault requested through FAULT_ENV as
+    `<step>[/<subject id>]:<fault>` (with a subject id, only that model's step misbehaves)."""
     spec = os.environ.get(FAULT_ENV, "")
     if ":" not in spec:
         return
     target, fault = spec.split(":", 1)
-    if target != step:
+    target_step, _, target_subject = target.partition("/")
+    if target_step != step or (target_subject and target_subject != subject):
         return
     print(f"[fault injection] {step}: {fault}", flush=True)
     if fault == "crash":

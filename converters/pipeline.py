@@ -42,9 +42,11 @@ class Case:
         return f"{self.subject.id}-{self.format}-{self.precision}"
 
 
-def cases_for(subjects) -> list[Case]:
-    """Every subject x format x precision, in stable sorted order (xdist workers must agree)."""
+def cases_for(subjects, reference: bool = False) -> list[Case]:
+    """Every subject x format x precision, in stable sorted order (xdist workers must agree); with
+    reference=True also each subject's PyTorch eager row (`<subject>-pytorch-fp32`, the latency reference)."""
     out = [Case(s, fmt, p) for s in subjects for fmt, precisions in FORMATS.items() for p in precisions]
+    out += [Case(s, "pytorch", "fp32") for s in subjects] if reference else []
     return sorted(out, key=lambda c: c.id)
 
 
@@ -127,6 +129,8 @@ class Pipeline:
         return entry / tflite.SAVED_MODEL_DIR / tflite.PRECISION_FILES[precision]
 
     def artifact(self, case: Case) -> Path:
+        if case.format == "pytorch":  # the reference: its weights file
+            return self.weights(case.subject)
         if case.format == "onnx":
             return self.onnx(case.subject, case.precision)
         if case.format == "tflite":
@@ -147,11 +151,12 @@ class Pipeline:
         return self.cache.get_or_build("calibration", key, build, {"recipe": recipe}).path / "calibration.npy"
 
     # --- runners ----------------------------------------------------------------------------------------
-    def runner(self, case: Case, threads: int):
+    def runner(self, case: Case, threads: int, optimized: bool = True):
         if case.format == "pytorch":
-            return pytorch.TorchRunner(pytorch.load(case.subject.to_params(), self.weights(case.subject)), threads)
-        path = self.artifact(case)
-        return onnxrt.OrtRunner(path, threads) if case.format == "onnx" else tflite.TFLiteRunner(path, threads)
+            net = pytorch.load(case.subject.to_params(), self.artifact(case))
+            return pytorch.TorchRunner(net, threads, optimized)
+        runner = onnxrt.OrtRunner if case.format == "onnx" else tflite.TFLiteRunner
+        return runner(self.artifact(case), threads, optimized)
 
     # --- one cached, isolated step ----------------------------------------------------------------------
     def _step(self, step: str, subject, options: dict, params: dict, deps: dict[str, Path]) -> Path:

@@ -31,13 +31,14 @@ def load(subject_params: dict, weights_file: Path):
 
 
 class TorchRunner:
-    """Eager PyTorch, batch as given. `invoke` is the only timed call."""
+    """Eager PyTorch, batch as given. `invoke` is the only timed call. optimized=False turns oneDNN off
+    (PyTorch's plain convolution kernels: a genuine slowdown)."""
 
-    def __init__(self, net, threads: int):
+    def __init__(self, net, threads: int, optimized: bool = True):
         import torch
 
         torch.set_num_threads(threads)
-        self.net, self.threads = net, threads
+        self.net, self.threads, self.optimized = net, threads, optimized
         self._x = self._y = None
 
     def set_input(self, x: np.ndarray) -> None:
@@ -48,8 +49,15 @@ class TorchRunner:
     def invoke(self) -> None:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), self._kernels():
             self._y = self.net(self._x)
+
+    def _kernels(self):
+        import contextlib
+
+        import torch
+
+        return contextlib.nullcontext() if self.optimized else torch.backends.mkldnn.flags(enabled=False)
 
     def get_output(self) -> np.ndarray:
         return self._y.numpy()

@@ -66,12 +66,15 @@ def build(params: dict, out_dir: Path) -> None:
 
 class TFLiteRunner:
     """ai-edge-litert Interpreter, batch 1, NHWC. `invoke` is the only timed call; (de)quantization of
-    integer I/O happens in set_input / get_output with the tensors' own parameters."""
+    integer I/O happens in set_input / get_output with the tensors' own parameters. optimized=False runs
+    the builtin kernels without the default XNNPACK delegate (a genuine slowdown)."""
 
-    def __init__(self, path: Path, threads: int):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path: Path, threads: int, optimized: bool = True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        resolver = OpResolverType.AUTO if optimized else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads,
+                                       experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.threads = threads
         self._in = self.interpreter.get_input_details()[0]

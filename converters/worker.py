@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from converters.isolate import inject_fault
+from converters.isolate import NETWORK_ENV, deny_network, inject_fault
 
 STEPS = {
     "weights": "converters.pytorch:build",
@@ -28,7 +29,9 @@ def main(argv: list[str]) -> int:
     module_name, func = STEPS[step].split(":")
     print(f"[convsuite] step {step} params {json.dumps(params, sort_keys=True)}", flush=True)
     start = time.perf_counter()
-    inject_fault(step)
+    if os.environ.get(NETWORK_ENV):
+        deny_network()
+    inject_fault(step, params.get("subject", {}).get("id", ""))
     getattr(importlib.import_module(module_name), func)(params, out_dir)
     print(f"[convsuite] step {step} finished in {time.perf_counter() - start:.1f} s", flush=True)
     return 0

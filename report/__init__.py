@@ -1,8 +1,8 @@
-"""The conformance report: terminal table, Markdown, HTML and JSON, built from result rows."""
+"""The conformance report: terminal summary, Markdown, HTML, JSON and plots, built from result rows."""
 from __future__ import annotations
 
 
-def write_report(rows, out_dir):
+def write_report(rows, out_dir, baseline=None):
     from report.files import write_all
 
-    return write_all(rows, out_dir)
+    return write_all(rows, out_dir, baseline)

@@ -1,10 +1,15 @@
-"""Result rows -> tables (terminal and Markdown share one layout)."""
+"""Result rows -> tables: every case (the report's "All cases", one layout for Markdown and HTML) and the
+short per-model summary printed in the terminal at the end of a run."""
 from __future__ import annotations
 
-COLUMNS = [("case", "case", "{}"), ("cosine_mean", "cos mean", "{:.5f}"), ("cosine_worst", "cos worst", "{:.5f}"),
-           ("top1_agreement", "top1 agr", "{:.3f}"), ("max_abs_error", "max abs err", "{:.3g}"),
+from report.matrix import arch_of
+
+COLUMNS = [("case", "case", "{}"), ("kind", "test", "{}"), ("cosine_mean", "cos mean", "{:.5f}"),
+           ("cosine_worst", "cos worst", "{:.5f}"), ("top1_agreement", "top1 agr", "{:.3f}"),
+           ("snr_db", "SNR dB", "{:.1f}"), ("max_abs_error", "max abs err", "{:.3g}"),
            ("accuracy", "acc %", "{:.2f}"), ("accuracy_drop", "drop pts", "{:+.2f}"),
-           ("latency_ms", "latency ms", "{:.2f}"), ("outcome", "verdict", "{}")]
+           ("latency_ms", "latency ms", "{:.2f}"), ("bound_ms", "bound ms", "{:.2f}"),
+           ("size_bytes", "size MB", lambda v: f"{v / 1e6:.2f}"), ("outcome", "verdict", "{}")]
 
 
 def _cell(row, key, fmt):
@@ -12,7 +17,7 @@ def _cell(row, key, fmt):
     if value is None:
         return row.get("error", "")[:40] if key == "cosine_mean" else ""
     try:
-        return fmt.format(value)
+        return fmt(value) if callable(fmt) else fmt.format(value)
     except (ValueError, TypeError):
         return str(value)
 
@@ -23,8 +28,40 @@ def table_rows(rows):
     return [title for _, title, _ in used], body
 
 
+def summary_rows(rows):
+    """One line per model: parity and accuracy verdict counts, the worst accuracy drop and the fastest
+    format next to PyTorch eager."""
+    header = ["model", "parity pass/known/FAIL", "accuracy pass/known/FAIL", "worst acc drop", "fastest",
+              "vs pytorch"]
+    body = []
+    for model in sorted({arch_of(r) for r in rows if r.get("kind") in ("parity", "accuracy", "latency")}):
+        mine = [r for r in rows if arch_of(r) == model]
+        counts = {kind: _counts([r for r in mine if r["kind"] == kind]) for kind in ("parity", "accuracy")}
+        drops = [r for r in mine if r["kind"] == "accuracy" and r.get("accuracy_drop") is not None]
+        worst = max(drops, key=lambda r: r["accuracy_drop"], default=None)
+        timed = [r for r in mine if r["kind"] == "latency" and r.get("latency_ms")]
+        fastest = min(timed, key=lambda r: r["latency_ms"], default=None)
+        eager = next((r["latency_ms"] for r in timed if r["format"] == "pytorch"), None)
+        body.append([
+            model, counts["parity"], counts["accuracy"],
+            f"{worst['accuracy_drop']:+.2f} ({worst['format']}-{worst['precision']})" if worst else "",
+            f"{fastest['format']}-{fastest['precision']} {fastest['latency_ms']:.2f} ms" if fastest else "",
+            f"{eager / fastest['latency_ms']:.1f}x" if fastest and eager else "",
+        ])
+    return header, body
+
+
+def _counts(rows) -> str:
+    if not rows:
+        return ""
+    outcomes = [r.get("outcome") for r in rows]
+    return f"{outcomes.count('passed')}/{outcomes.count('xfail')}/{outcomes.count('failed')}"
+
+
 def terminal_table(rows) -> str:
-    header, body = table_rows(rows)
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    header, body = summary_rows(rows)
+    failed = sorted(f"{r['kind']} {r['case']}" for r in rows if r.get("outcome") == "failed")
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)] if body else []
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*b) for b in body)])
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*b) for b in body)] if body else []
+    return "\n".join(lines + [f"FAILED {name}" for name in failed])

@@ -17,7 +17,7 @@ def _trained(pipeline, subject, record_result, case_id, **fields):
     try:
         return pipeline.trained(subject)
     except ConversionError as exc:
-        record_result(case=case_id, kind="accuracy", model=subject.id, error=exc.reason, **fields)
+        record_result(case=case_id, kind="accuracy", model=subject.id, arch=subject.model, error=exc.reason, **fields)
         pytest.fail(f"{case_id}: training failed: {exc}", pytrace=False)
 
 
@@ -30,7 +30,7 @@ def test_trained_model_reaches_floor(subject, pipeline, budgets, record_result):
     trained = _trained(pipeline, subject, record_result, f"{subject.id}-pytorch-fp32")
     x, y = datasets.labelled(trained, "test")
     acc = accuracy(_reference(pipeline, trained, x), y)
-    record_result(case=f"{subject.id}-pytorch-fp32", kind="accuracy", model=subject.id, format="pytorch",
+    record_result(case=f"{subject.id}-pytorch-fp32", kind="accuracy", model=subject.id, arch=subject.model, format="pytorch",
                   precision="fp32", accuracy=acc)
     verdict = judge(f"{subject.id} (trained, PyTorch)", "accuracy", {"accuracy": acc}, budgets.table("training"))
     if not verdict.passed:
@@ -46,12 +46,12 @@ def test_accuracy(accuracy_case, pipeline, budgets, record_result):
     try:
         outputs = predict(pipeline.runner(Case(subject, case.format, case.precision), threads=1), x)
     except ConversionError as exc:
-        record_result(case=case.id, kind="accuracy", model=case.subject.id, error=exc.reason, **fields)
+        record_result(case=case.id, kind="accuracy", model=case.subject.id, arch=case.subject.model, error=exc.reason, **fields)
         pytest.fail(f"{case.id}: conversion failed: {exc}", pytrace=False)
     ref_acc, acc = accuracy(reference, y), accuracy(outputs, y)
     drop = ref_acc - acc
     verdict = judge(case.id, "accuracy", {"accuracy_drop": drop}, budgets.for_case(case.id, case.precision))
-    record_result(case=case.id, kind="accuracy", model=case.subject.id, reference_accuracy=ref_acc, accuracy=acc,
+    record_result(case=case.id, kind="accuracy", model=case.subject.id, arch=case.subject.model, reference_accuracy=ref_acc, accuracy=acc,
                   accuracy_drop=drop, **parity_metrics(reference, outputs), **fields)
     if not verdict.passed:
         pytest.fail(f"{verdict.message()}\n  accuracy: PyTorch {ref_acc:.2f} %, {case.format}-{case.precision} "
