@@ -1,0 +1,74 @@
+"""The conformance report from result rows: the files, the matrix, carrying results over between the two
+passes, the run-to-run scorecard (noise is not a change, a real one is), and the page in a browser."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from report import write_report
+from report.browser_check import check, find_browser
+from report.diff import compare
+
+pytestmark = pytest.mark.selftest
+
+
+def _parity(case, cosine, outcome="passed", **extra):
+    model, fmt, precision = case.split("-")
+    return dict(case=case, kind="parity", model=model, arch=model, format=fmt, precision=precision,
+                cosine_mean=cosine, top1_agreement=0.9, size_bytes=4_000_000, outcome=outcome, **extra)
+
+
+def _latency(case, median, q1, q3):
+    model, fmt, precision = case.split("-")
+    return dict(case=case, kind="latency", model=model, arch=model, format=fmt, precision=precision, threads=1,
+                latency_ms=median, latency_q1_ms=q1, latency_q3_ms=q3, macs=300_000_000, bound_ms=3.0,
+                size_bytes=4_000_000, outcome="passed")
+
+
+ROWS = [_parity("mobilenet_v2-onnx-fp32", 1.0), _parity("mobilenet_v2-tflite-int8", 0.99),
+        _parity("mobilenet_v3_large-tflite-int16x8", 0.98, outcome="xfail", known_failure="SE hard-sigmoid"),
+        dict(case="mobilenet_v2_digits-tflite-int8", kind="accuracy", model="mobilenet_v2_digits",
+             arch="mobilenet_v2", format="tflite", precision="int8", accuracy_drop=0.5, outcome="passed")]
+LATENCY = [_latency("mobilenet_v2-onnx-fp32", 7.0, 6.9, 7.2), _latency("mobilenet_v2-tflite-int8", 4.3, 4.2, 4.4)]
+
+
+def test_two_passes_make_one_report(tmp_path):
+    write_report(ROWS, tmp_path)  # pass 1 (sharded)
+    paths = write_report(LATENCY, tmp_path)  # pass 2 (serial)
+    assert {p.name for p in paths} >= {"report.md", "report.html", "report.json", "accuracy_vs_latency.png",
+                                       "size_per_format.png"}
+    results = json.loads((tmp_path / "report.json").read_text())["results"]
+    assert len(results) == len(ROWS) + len(LATENCY)
+    md = (tmp_path / "report.md").read_text()
+    assert "4 results carried over" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mobilenet_v2<br>"))
+    assert "cos 0.9900 / top-1 0.90<br>acc drop +0.50 pt<br>4.30 ms (70% of bound)<br>4.0 MB<br>**pass**" in row
+    assert "**parity mobilenet_v3_large-tflite-int16x8**: SE hard-sigmoid" in md
+
+
+def test_scorecard_counts_real_changes_not_noise():
+    old = {"environment": {"tools": {"onnxruntime": "1.31.1"}},
+           "results": ROWS + LATENCY + [_latency("mobilenet_v2-tflite-fp32", 6.0, 5.9, 6.1)]}
+    new = [_parity("mobilenet_v2-onnx-fp32", 1.0), _parity("mobilenet_v2-tflite-int8", 0.95, outcome="failed"),
+           _latency("mobilenet_v2-onnx-fp32", 7.5, 7.0, 8.0),  # +7 %, overlapping IQRs: noise
+           _latency("mobilenet_v2-tflite-int8", 9.0, 8.8, 9.3),  # 2.1x, disjoint IQRs: a regression
+           _latency("mobilenet_v2-tflite-fp32", 4.0, 3.9, 4.1)]  # 1.5x faster: an improvement
+    card = compare(old, new, {"tools": {"onnxruntime": "1.32.0"}}, "old/report.json")
+    assert {(c.case, c.metric) for c in card.regressed} == {
+        ("mobilenet_v2-tflite-int8", "verdict"), ("mobilenet_v2-tflite-int8", "cosine_mean"),
+        ("mobilenet_v2-tflite-int8", "latency_ms")}
+    assert [(c.case, c.metric) for c in card.improved] == [("mobilenet_v2-tflite-fp32", "latency_ms")]
+    assert card.caveats == ["onnxruntime 1.31.1 -> 1.32.0"]
+    assert "accuracy mobilenet_v2_digits-tflite-int8" in card.gone_cases
+
+
+def test_report_opens_in_a_headless_browser(tmp_path):
+    browser = find_browser()
+    if browser is None:
+        pytest.skip("no Chromium installed (apt-get install chromium); .ci/run installs it")
+    write_report(ROWS + LATENCY, tmp_path)
+    assert check(tmp_path / "report.html", browser) == []
+    broken = (tmp_path / "report.html").read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
+    (tmp_path / "broken.html").write_text(broken)
+    assert check(tmp_path / "broken.html", browser) == ["plots loaded: 1 of 2"]
