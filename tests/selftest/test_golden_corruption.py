@@ -27,7 +27,7 @@ def test_scaled_logits_fail_only_that_model(pytester_run, golden_copy):
     """Someone regenerated mobilenet_v3_small's golden wrongly (logits x 1.5, manifest consistent)."""
     g = golden.load(golden_copy, "mobilenet_v3_small", *_identity("mobilenet_v3_small"))
     golden.save(golden_copy, "mobilenet_v3_small", g.logits * 1.5, g.manifest)
-    out = pytester_run("-k", SELECT, "--golden-dir", str(golden_copy), ok=(1,))
+    out = pytester_run("-m", "parity or drift", "-k", SELECT, "--golden-dir", str(golden_copy), ok=(1,))
     assert "2 failed, 2 passed" in out
     assert "FAILED tests/test_parity.py::test_parity[mobilenet_v3_small-onnx-fp32]" in out
     assert "FAILED tests/test_golden.py::test_golden_drift[mobilenet_v3_small]" in out
@@ -40,7 +40,7 @@ def test_scaled_logits_fail_only_that_model(pytester_run, golden_copy):
 ])
 def test_truncated_or_missing_golden_names_the_fix(pytester_run, golden_copy, damage, words):
     damage(golden_copy / "mobilenet_v3_small.npz")
-    out = pytester_run("-k", SELECT, "--golden-dir", str(golden_copy), ok=(1,))
+    out = pytester_run("-m", "parity or drift", "-k", SELECT, "--golden-dir", str(golden_copy), ok=(1,))
     assert "2 failed, 2 passed" in out and words in out
     assert "pytest --update-golden -k mobilenet_v3_small" in out
 
