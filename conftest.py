@@ -31,7 +31,6 @@ INI_WEIGHTS = "convsuite_weights"
 ENV_CACHE = "CONVSUITE_CACHE_DIR"
 ENV_RUN_ID = "CONVSUITE_RUN_ID"
 RESULT_PROPERTY = "convsuite_result"
-LINE_KINDS = ("architecture", "detection")  # results that are one line of text, not a matrix row
 SHORT_RUN = 20  # runs with at most this many result rows print every row in the terminal summary
 
 MARKERS = {
@@ -361,19 +360,14 @@ class ResultCollector:
     def pytest_terminal_summary(self, terminalreporter):
         if hasattr(self.config, "workerinput") or not self.rows:
             return
-        from report.tables import table_rows, terminal_table
+        from report.tables import LINE_KINDS, terminal_table
 
         terminalreporter.write_sep("=", "convsuite summary")
         for row in sorted((r for r in self.rows if r["kind"] in LINE_KINDS), key=lambda r: (r["kind"], r["case"])):
             terminalreporter.write_line(row["line"])
         matrix = [r for r in self.rows if r["kind"] not in LINE_KINDS]
-        if 0 < len(matrix) <= SHORT_RUN:  # a handful of cases: every number; otherwise one line per model
-            header, body = table_rows(matrix)
-            widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-            for line in (header, ["-" * w for w in widths], *body):
-                terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(line, widths)))
-        elif matrix:
-            terminalreporter.write_line(terminal_table(matrix))
+        if matrix:
+            terminalreporter.write_line(terminal_table(matrix, every_row_up_to=SHORT_RUN))
         report_dir = self.config.getoption(OPT_REPORT_DIR)
         if report_dir:
             from report import write_report

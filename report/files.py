@@ -11,7 +11,7 @@ from pathlib import Path
 from report import diff, html, plots
 from report.matrix import build_matrix, cell_lines, known_failures
 from report.plots import CAPTIONS
-from report.tables import table_rows
+from report.tables import LINE_KINDS, table_rows
 
 JSON_NAME, MD_NAME, HTML_NAME = "report.json", "report.md", "report.html"
 
@@ -61,7 +61,7 @@ def write_all(rows: list[dict], out_dir: Path, baseline: Path | None = None) -> 
     matrix = build_matrix(rows)
     known = known_failures(rows)
     pictures = [p for p in (plots.accuracy_vs_latency(matrix, out_dir), plots.size_per_format(matrix, out_dir)) if p]
-    cases = table_rows([r for r in rows if r.get("kind") not in ("architecture", "detection")])
+    cases = table_rows([r for r in rows if r.get("kind") not in LINE_KINDS])
 
     json_path = out_dir / JSON_NAME
     json_path.write_text(json.dumps({"environment": env, "results": rows}, indent=1, sort_keys=True, default=str))
@@ -98,15 +98,15 @@ def markdown(env, rows, matrix, known, card, pictures, cases, carried) -> str:
 
 def matrix_markdown(matrix) -> str:
     """Rows models, columns format-precision; each cell: parity, accuracy drop, latency (share of the
-    compute-bound floor), size, verdict."""
+    fp32 compute-bound floor in float columns), size, verdict."""
     lines = ["| model | " + " | ".join(matrix.columns) + " |", "|---" * (len(matrix.columns) + 1) + "|"]
     for model in matrix.models:
         bound = matrix.bounds.get(model, {})
-        head = model + (f"<br>{bound['macs'] / 1e6:.1f} M MACs, bound {bound['bound_ms']:.2f} ms" if bound else "")
+        head = model + (f"<br>{bound['macs'] / 1e6:.1f} M MACs, fp32 bound {bound['bound_ms']:.2f} ms" if bound else "")
         cells = []
         for column in matrix.columns:
             cell = matrix.cell(model, column)
-            parts = cell_lines(cell, bound.get("bound_ms")) + ([f"**{cell.verdict}**"] if cell.verdict else []) \
+            parts = cell_lines(cell, matrix.float_bound_ms(model, column)) + ([f"**{cell.verdict}**"] if cell.verdict else []) \
                 if cell else []
             cells.append("<br>".join(p.replace("|", "/") for p in parts))
         lines.append(f"| {head} | " + " | ".join(cells) + " |")

@@ -74,7 +74,7 @@ def _matrix_table(matrix: Matrix) -> str:
         bound = matrix.bounds.get(model, {})
         head = escape(model)
         if bound:
-            head += (f"<br><span class='meta'>{bound['macs'] / 1e6:.1f} M MACs<br>bound {bound['bound_ms']:.2f} ms"
+            head += (f"<br><span class='meta'>{bound['macs'] / 1e6:.1f} M MACs<br>fp32 bound {bound['bound_ms']:.2f} ms"
                      f" @ {bound['threads']} thr</span>")
         cells = []
         for column in matrix.columns:
@@ -82,7 +82,7 @@ def _matrix_table(matrix: Matrix) -> str:
             if cell is None:
                 cells.append("<td></td>")
                 continue
-            lines = [escape(line) for line in cell_lines(cell, bound.get("bound_ms"))]
+            lines = [escape(line) for line in cell_lines(cell, matrix.float_bound_ms(model, column))]
             if cell.verdict:
                 lines.append(f"<span class='verdict'>{cell.verdict}</span>")
             cells.append(f"<td class='{cell.verdict}'>" + "<br>".join(lines) + "</td>")

@@ -10,6 +10,8 @@ from converters.pipeline import FORMATS
 REFERENCE_COLUMN = "pytorch-fp32"
 COLUMNS = [REFERENCE_COLUMN] + [f"{fmt}-{p}" for fmt, precisions in FORMATS.items() for p in precisions]
 SUFFIXES = ("_digits", "_user")  # accuracy subjects are the same architecture on another data set
+# The floor comes from an fp32 matmul, so it bounds float math only: integer kernels (VNNI, AMX) beat it.
+FLOAT_PRECISIONS = ("fp32", "fp16")
 
 
 @dataclass
@@ -42,6 +44,10 @@ class Matrix:
 
     def cell(self, model: str, column: str) -> Cell | None:
         return self.cells.get((model, column))
+
+    def float_bound_ms(self, model: str, column: str) -> float | None:
+        """The model's fp32 compute-bound floor where the column computes in float, else None."""
+        return self.bounds.get(model, {}).get("bound_ms") if column.endswith(FLOAT_PRECISIONS) else None
 
 
 def arch_of(row: dict) -> str:
@@ -88,14 +94,15 @@ def build_matrix(rows) -> Matrix:
 
 
 def cell_lines(cell: Cell, bound_ms: float | None) -> list[str]:
-    """A cell as short lines of text: parity, accuracy drop, latency (and its share of the bound), size."""
+    """A cell as short lines of text: parity, accuracy drop, latency (and its share of the fp32 bound, for
+    float columns), size."""
     lines = []
     if cell.cosine_mean is not None:
         lines.append(f"cos {cell.cosine_mean:.4f} / top-1 {cell.top1_agreement:.2f}")
     if cell.accuracy_drop is not None:
         lines.append(f"acc drop {cell.accuracy_drop:+.2f} pt")
     if cell.latency_ms is not None:
-        share = f" ({bound_ms / cell.latency_ms:.0%} of bound)" if bound_ms else ""
+        share = f" ({bound_ms / cell.latency_ms:.0%} of fp32 bound)" if bound_ms else ""
         lines.append(f"{cell.latency_ms:.2f} ms{share}")
     if cell.size_bytes is not None:
         lines.append(f"{cell.size_bytes / 1e6:.1f} MB")

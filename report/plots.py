@@ -9,7 +9,8 @@ from report.matrix import Matrix
 CAPTIONS = {
     "accuracy_vs_latency": "Per model: accuracy drop of the digits-trained model on its 400-image test split vs "
                            "batch-1 latency of the 224x224 model, per format-precision. Green pass, orange known "
-                           "failure, red fail; dotted line: the compute-bound latency floor (MACs at peak matmul).",
+                           "failure, red fail; dotted line: the fp32 compute-bound latency floor (MACs at peak fp32 "
+                           "matmul), which integer kernels can beat.",
     "size_per_format": "Artifact size on disk per model and format-precision (PyTorch: safetensors weights).",
 }
 VERDICT_COLOURS = {"pass": "#2e7d32", "known": "#ef6c00", "FAIL": "#c62828", "": "#546e7a"}
@@ -26,7 +27,7 @@ def _pyplot():
 
 def accuracy_vs_latency(matrix: Matrix, out: Path) -> Path | None:
     """One panel per model: each format-precision at (latency, accuracy drop), coloured by verdict; the
-    dotted line is the model's compute-bound latency floor."""
+    dotted line is the model's fp32 compute-bound latency floor."""
     models = [m for m in matrix.models if any(
         (c := matrix.cell(m, col)) and c.latency_ms is not None and c.accuracy_drop is not None
         for col in matrix.columns)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from report.matrix import arch_of
 
+LINE_KINDS = ("architecture", "detection")  # results that are one line of text, not a matrix row
+
 COLUMNS = [("case", "case", "{}"), ("kind", "test", "{}"), ("cosine_mean", "cos mean", "{:.5f}"),
            ("cosine_worst", "cos worst", "{:.5f}"), ("top1_agreement", "top1 agr", "{:.3f}"),
            ("snr_db", "SNR dB", "{:.1f}"), ("max_abs_error", "max abs err", "{:.3g}"),
@@ -58,10 +60,17 @@ def _counts(rows) -> str:
     return f"{outcomes.count('passed')}/{outcomes.count('xfail')}/{outcomes.count('failed')}"
 
 
-def terminal_table(rows) -> str:
-    header, body = summary_rows(rows)
+def text_table(header, body) -> list[str]:
+    """Left-aligned plain-text columns: the header, a rule, then the body."""
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    return ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+            for line in (header, ["-" * w for w in widths], *body)]
+
+
+def terminal_table(rows, every_row_up_to: int) -> str:
+    """Every number for a short run (at most `every_row_up_to` rows), else one line per model; failures last."""
+    header, body = table_rows(rows) if len(rows) <= every_row_up_to else summary_rows(rows)
+    keep = [i for i in range(len(header)) if i == 0 or any(b[i] for b in body)]  # what this run measured
+    header, body = [header[i] for i in keep], [[b[i] for i in keep] for b in body]
     failed = sorted(f"{r['kind']} {r['case']}" for r in rows if r.get("outcome") == "failed")
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)] if body else []
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*b) for b in body)] if body else []
-    return "\n".join(lines + [f"FAILED {name}" for name in failed])
+    return "\n".join((text_table(header, body) if body else []) + [f"FAILED {name}" for name in failed])
