@@ -360,12 +360,13 @@ class ResultCollector:
     def pytest_terminal_summary(self, terminalreporter):
         if hasattr(self.config, "workerinput") or not self.rows:
             return
+        from report.matrix import with_bounds
         from report.tables import LINE_KINDS, terminal_table
 
         terminalreporter.write_sep("=", "convsuite summary")
         for row in sorted((r for r in self.rows if r["kind"] in LINE_KINDS), key=lambda r: (r["kind"], r["case"])):
             terminalreporter.write_line(row["line"])
-        matrix = [r for r in self.rows if r["kind"] not in LINE_KINDS]
+        matrix = with_bounds([r for r in self.rows if r["kind"] not in LINE_KINDS])
         if matrix:
             terminalreporter.write_line(terminal_table(matrix, every_row_up_to=SHORT_RUN))
         report_dir = self.config.getoption(OPT_REPORT_DIR)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from report import diff, html, plots
-from report.matrix import build_matrix, cell_lines, known_failures
+from report.matrix import build_matrix, cell_lines, known_failures, with_bounds
 from report.plots import CAPTIONS
 from report.tables import LINE_KINDS, table_rows
 
@@ -58,6 +58,7 @@ def write_all(rows: list[dict], out_dir: Path, baseline: Path | None = None) -> 
     env = environment()
     card = diff.compare(load_report(baseline), rows, env, str(baseline)) if baseline else None
     rows, carried = carry_over(rows, out_dir)
+    rows = with_bounds(rows)
     matrix = build_matrix(rows)
     known = known_failures(rows)
     pictures = [p for p in (plots.accuracy_vs_latency(matrix, out_dir), plots.size_per_format(matrix, out_dir)) if p]

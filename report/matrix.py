@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from converters.latency import latency_bound_ms
 from converters.pipeline import FORMATS
 
 REFERENCE_COLUMN = "pytorch-fp32"
@@ -61,6 +62,17 @@ def column_of(row: dict) -> str | None:
     if "format" not in row or "precision" not in row:
         return None
     return f"{row['format']}-{row['precision']}"
+
+
+def with_bounds(rows: list[dict]) -> list[dict]:
+    """Latency rows with `bound_ms`, the compute-bound floor at the best peak that any latency row of the
+    same thread count probed: the machine's speed drifts, and its fastest observed phase sets the floor."""
+    best: dict = {}
+    for r in rows:
+        if r.get("kind") == "latency" and r.get("peak_gflops"):
+            best[r.get("threads")] = max(best.get(r.get("threads"), 0.0), r["peak_gflops"])
+    return [{**r, "bound_ms": latency_bound_ms(r["macs"], best[r.get("threads")])}
+            if r.get("kind") == "latency" and r.get("macs") and r.get("threads") in best else r for r in rows]
 
 
 def build_matrix(rows) -> Matrix:
