@@ -38,7 +38,9 @@ def _caught_by(verdict) -> str:
     parts = []
     for c in sorted(verdict.failures, key=shortfall, reverse=True):
         op = "<" if c.is_floor else ">"
-        parts.append(f"{BUDGET_KEYS[c.key]} {c.measured:.4g} {op} {c.limit:g}")
+        # 4 digits, or 7 where 4 would round a near miss onto its budget (cosine 0.99995 vs 0.99999)
+        digits = 7 if abs(c.measured - c.limit) < 1e-3 * abs(c.limit) else 4
+        parts.append(f"{BUDGET_KEYS[c.key]} {c.measured:.{digits}g} {op} {c.limit:g}")
     return "; ".join(parts)
 
 
