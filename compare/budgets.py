@@ -1,9 +1,15 @@
-"""Budgets as data: one TOML file with a default table per precision and per-case overrides.
+"""Budgets as data: one TOML file, written by scripts/derive_budgets.py from measured distributions.
 
-Keys are `min_<metric>` (a floor) or `max_<metric>` (a ceiling). An override table is named by a case id
-or an fnmatch pattern over case ids and must carry a `reason`. Exact ids beat patterns; among patterns
-the later one in the file wins. Anything unknown (a key, a precision, a case id that matches no case) is
-an error that names it, never a silent default.
+Tables: `[<suite>.<precision>]` per suite and precision, `[drift]` and `[training]`, and
+`[overrides.<suite>."<case id or fnmatch pattern>"]`, each with a `reason` that names a mechanism. Keys are
+`min_<metric>` (a floor) or `max_<metric>` (a ceiling). Exact ids beat patterns; among patterns the later one
+in the file wins. Anything unknown (a key, a suite, a precision, an override that matches no case) is an
+error that names it, never a silent default.
+
+Suites: `parity` (a natural-image conversion vs its golden outputs: what conversion plus quantization cost),
+`reference` (a quantized artifact vs a reference that simulates the same quantization: the conversion's own
+error, tight), `trained` (a trained model's conversion vs PyTorch on its labelled test split) and `accuracy`
+(the accuracy drop on that split).
 """
 from __future__ import annotations
 
@@ -21,8 +27,10 @@ BUDGET_KEYS = {
     "max_accuracy_drop": "accuracy_drop",
     "min_accuracy": "accuracy",
 }
+SUITES = ("parity", "reference", "trained", "accuracy")
+SUITE_TESTS = {"parity": ("parity",), "reference": ("parity", "accuracy"), "trained": ("accuracy",),
+               "accuracy": ("accuracy",)}
 SINGLE_TABLES = ("drift", "training")  # [drift]: live PyTorch vs golden; [training]: trained-model floors
-PRECISIONS = ("fp32", "fp16", "dynamic_int8", "int8", "full_int8", "int16x8")
 
 
 class BudgetError(ValueError):
@@ -35,13 +43,24 @@ class Budget:
     sources: dict[str, str]  # budget key -> the table it came from (for messages)
 
 
+def check_limits(path, table_name: str, table, allow: tuple[str, ...] = ()) -> None:
+    """Every key of `table` is a budget key with a number (or one of `allow`)."""
+    if not isinstance(table, dict):
+        raise BudgetError(f"{path}: [{table_name}] must be a table")
+    for key, value in table.items():
+        if key in allow:
+            continue
+        if key not in BUDGET_KEYS:
+            raise BudgetError(f"{path}: [{table_name}] has unknown key {key!r}; known keys: "
+                              f"{', '.join(sorted(BUDGET_KEYS))}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise BudgetError(f"{path}: [{table_name}] {key} must be a number, got {value!r}")
+
+
 class Budgets:
-    def __init__(self, defaults: dict[str, dict], cases: dict[str, dict], path: str = "<budgets>",
-                 tables: dict[str, dict] | None = None):
-        self.path = path
-        self.defaults = defaults
-        self.cases = cases
-        self.tables = tables or {}
+    def __init__(self, suites: dict[str, dict], overrides: dict[str, dict], tables: dict[str, dict],
+                 path: str = "<budgets>"):
+        self.suites, self.overrides, self.tables, self.path = suites, overrides, tables, path
 
     @classmethod
     def load(cls, path: str | Path) -> "Budgets":
@@ -49,30 +68,39 @@ class Budgets:
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "<budgets>") -> "Budgets":
-        unknown = set(data) - {"defaults", "cases", *SINGLE_TABLES}
-        if unknown:
-            raise BudgetError(f"{path}: unknown table(s) {sorted(unknown)}; expected [defaults.*], [cases.*], "
-                              + ", ".join(f"[{t}]" for t in SINGLE_TABLES))
-        defaults, cases = data.get("defaults", {}), data.get("cases", {})
-        for table in SINGLE_TABLES:
-            _check_keys(path, table, data.get(table, {}), allow_reason=False)
-        for precision, table in defaults.items():
-            if precision not in PRECISIONS:
-                raise BudgetError(f"{path}: [defaults.{precision}] is not a precision; known: {', '.join(PRECISIONS)}")
-            _check_keys(path, f"defaults.{precision}", table, allow_reason=False)
-        for pattern, table in cases.items():
-            _check_keys(path, f'cases."{pattern}"', table, allow_reason=True)
-            if not str(table.get("reason", "")).strip():
-                raise BudgetError(f'{path}: [cases."{pattern}"] overrides a budget without a `reason`')
-        return cls(defaults, cases, path, {t: data.get(t, {}) for t in SINGLE_TABLES})
+        from compare.cases import PRECISIONS
 
-    def validate_ids(self, case_ids) -> None:
-        """Every override must match at least one real case (catches typos in case ids)."""
-        case_ids = list(case_ids)
-        for pattern in self.cases:
-            if not any(fnmatch.fnmatchcase(cid, pattern) for cid in case_ids):
-                raise BudgetError(f'{self.path}: [cases."{pattern}"] matches no case; is the id misspelt? '
-                                  f"Case ids look like {case_ids[0] if case_ids else 'model-format-precision'}")
+        unknown = set(data) - {*SUITES, *SINGLE_TABLES, "overrides"}
+        if unknown:
+            raise BudgetError(f"{path}: unknown table(s) {sorted(unknown)}; expected "
+                              + ", ".join(f"[{t}.<precision>]" for t in SUITES) + ", [overrides.<suite>.\"<case>\"], "
+                              + ", ".join(f"[{t}]" for t in SINGLE_TABLES))
+        for table in SINGLE_TABLES:
+            check_limits(path, table, data.get(table, {}))
+        suites = {suite: data.get(suite, {}) for suite in SUITES}
+        for suite, by_precision in suites.items():
+            for precision, table in by_precision.items():
+                if precision not in PRECISIONS:
+                    raise BudgetError(f"{path}: [{suite}.{precision}] is not a precision; known: {', '.join(PRECISIONS)}")
+                check_limits(path, f"{suite}.{precision}", table)
+        overrides = data.get("overrides", {})
+        for suite, patterns in overrides.items():
+            if suite not in SUITES:
+                raise BudgetError(f"{path}: [overrides.{suite}] is not a suite; known: {', '.join(SUITES)}")
+            for pattern, table in patterns.items():
+                check_limits(path, f'overrides.{suite}."{pattern}"', table, allow=("reason",))
+                if not str(table.get("reason", "")).strip():
+                    raise BudgetError(f'{path}: [overrides.{suite}."{pattern}"] overrides a budget without a `reason`')
+        return cls(suites, overrides, {t: data.get(t, {}) for t in SINGLE_TABLES}, path)
+
+    def validate_ids(self, ids_by_test: dict[str, list[str]]) -> None:
+        """Every override must match at least one case of the tests its suite applies to (catches typos)."""
+        for suite, patterns in self.overrides.items():
+            ids = [cid for test in SUITE_TESTS[suite] for cid in ids_by_test.get(test, [])]
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(cid, pattern) for cid in ids):
+                    raise BudgetError(f'{self.path}: [overrides.{suite}."{pattern}"] matches no case; is the id '
+                                      f"misspelt? Case ids look like {ids[0] if ids else 'model-format-precision'}")
 
     def table(self, name: str) -> Budget:
         """One of the SINGLE_TABLES as a Budget ([drift], [training])."""
@@ -81,18 +109,22 @@ class Budgets:
             raise BudgetError(f"{self.path}: no [{name}] table")
         return Budget(dict(limits), {k: name for k in limits})
 
-    def for_case(self, case_id: str, precision: str) -> Budget:
-        if precision not in self.defaults:
-            raise BudgetError(f"{self.path}: no [defaults.{precision}] table for case {case_id}")
-        limits = dict(self.defaults[precision])
-        sources = {k: f"defaults.{precision}" for k in limits}
-        matching = [p for p in self.cases if p != case_id and fnmatch.fnmatchcase(case_id, p)]
-        if case_id in self.cases:
+    def has(self, suite: str, precision: str) -> bool:
+        return precision in self.suites.get(suite, {})
+
+    def for_case(self, suite: str, case_id: str, precision: str) -> Budget:
+        if not self.has(suite, precision):
+            raise BudgetError(f"{self.path}: no [{suite}.{precision}] table for case {case_id}")
+        limits = dict(self.suites[suite][precision])
+        sources = {k: f"{suite}.{precision}" for k in limits}
+        patterns = self.overrides.get(suite, {})
+        matching = [p for p in patterns if p != case_id and fnmatch.fnmatchcase(case_id, p)]
+        if case_id in patterns:
             matching.append(case_id)
         for pattern in matching:
-            for key, value in self.cases[pattern].items():
+            for key, value in patterns[pattern].items():
                 if key != "reason":
-                    limits[key], sources[key] = value, f'cases."{pattern}"'
+                    limits[key], sources[key] = value, f'overrides.{suite}."{pattern}"'
         return Budget(limits, sources)
 
 
@@ -105,16 +137,3 @@ def load_toml(path: str | Path, error: type[Exception], what: str) -> dict:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{path}: not valid TOML: {exc}") from None
-
-
-def _check_keys(path, table_name, table, allow_reason):
-    if not isinstance(table, dict):
-        raise BudgetError(f"{path}: [{table_name}] must be a table")
-    for key, value in table.items():
-        if key == "reason" and allow_reason:
-            continue
-        if key not in BUDGET_KEYS:
-            raise BudgetError(f"{path}: [{table_name}] has unknown key {key!r}; known keys: "
-                              f"{', '.join(sorted(BUDGET_KEYS))}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise BudgetError(f"{path}: [{table_name}] {key} must be a number, got {value!r}")

@@ -61,6 +61,13 @@ def load(root: Path, name: str, identity: dict, inputs_sha: str) -> Golden:
     return Golden(logits, manifest)
 
 
+def manifest(name: str, identity: dict, inputs_recipe: dict, inputs_sha: str, producer: str) -> dict:
+    """What a golden file records besides its logits: the model identity (architecture and weights), the
+    input recipe and digest, and the torch version that produced it."""
+    return {"model": name, "identity": identity, "inputs": inputs_recipe, "inputs_sha256": inputs_sha,
+            "torch": producer}
+
+
 def save(root: Path, name: str, logits: np.ndarray, manifest: dict) -> Golden:
     """Write logits and manifest atomically (temporary name, then rename)."""
     root.mkdir(parents=True, exist_ok=True)

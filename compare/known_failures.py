@@ -1,15 +1,26 @@
-"""Known failures as data: one TOML file, each entry a case id (or fnmatch pattern), the test kind it
-applies to and a reason. They become strict xfails, so a fixed converter shows up as an unexpected pass."""
+"""Known failures as data: one TOML file, each entry a case id (or fnmatch pattern), the test it applies to,
+a reason that names the mechanism, and the range it is pinned to:
+
+    [[known_failure]]
+    case = "mobilenext-onnx-dynamic_int8"
+    test = "parity"
+    reason = "..."
+    [known_failure.pinned.parity]        # per suite, budget-style keys: the worst the case may measure
+    min_snr_db = 4.1
+
+A known case that fails inside its pinned range is a known failure; one that gets worse than the range,
+crashes or outputs non-finite values fails; one that passes every budget fails too (strict: remove the
+entry). scripts/derive_budgets.py pins the ranges from measurements."""
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from compare.budgets import load_toml
+from compare.budgets import SUITES, Budget, BudgetError, check_limits, load_toml
 
-KINDS = ("parity", "accuracy")
-KEYS = {"case", "test", "reason"}
+TESTS = ("parity", "accuracy")
+KEYS = {"case", "test", "reason", "pinned"}
 
 
 class KnownFailureError(ValueError):
@@ -21,6 +32,11 @@ class KnownFailure:
     case: str
     test: str
     reason: str
+    pinned: dict = field(default_factory=dict)  # suite -> {budget key: limit}
+
+    def pinned_budget(self, suite: str) -> Budget | None:
+        limits = self.pinned.get(suite)
+        return Budget(dict(limits), {k: f"pinned known failure {self.case}" for k in limits}) if limits else None
 
 
 class KnownFailures:
@@ -41,20 +57,29 @@ class KnownFailures:
                 raise KnownFailureError(f"{where} has unknown key(s) {sorted(bad)}; keys are {sorted(KEYS)}")
             missing = KEYS - set(raw)
             if missing or not str(raw.get("reason", "")).strip():
-                raise KnownFailureError(f"{where} needs case, test and a non-empty reason (missing {sorted(missing)})")
-            if raw["test"] not in KINDS:
-                raise KnownFailureError(f"{where}: test = {raw['test']!r}; expected one of {KINDS}")
-            entries.append(KnownFailure(raw["case"], raw["test"], raw["reason"].strip()))
+                raise KnownFailureError(f"{where} needs case, test, a non-empty reason and the range it is "
+                                        f"pinned to (missing {sorted(missing)})")
+            if raw["test"] not in TESTS:
+                raise KnownFailureError(f"{where}: test = {raw['test']!r}; expected one of {TESTS}")
+            pinned = raw["pinned"]
+            if not isinstance(pinned, dict) or not pinned or set(pinned) - set(SUITES):
+                raise KnownFailureError(f"{where}: pinned must hold tables per suite ({', '.join(SUITES)})")
+            try:
+                for suite, table in pinned.items():
+                    check_limits(path, f"known_failure #{i + 1} pinned.{suite}", table)
+            except BudgetError as exc:
+                raise KnownFailureError(str(exc)) from None
+            entries.append(KnownFailure(raw["case"], raw["test"], raw["reason"].strip(), pinned))
         return cls(entries, str(path))
 
-    def validate_ids(self, ids_by_kind: dict[str, list[str]]) -> None:
+    def validate_ids(self, ids_by_test: dict[str, list[str]]) -> None:
         for e in self.entries:
-            if not any(fnmatch.fnmatchcase(cid, e.case) for cid in ids_by_kind.get(e.test, [])):
+            if not any(fnmatch.fnmatchcase(cid, e.case) for cid in ids_by_test.get(e.test, [])):
                 raise KnownFailureError(f"{self.path}: known failure {e.case!r} ({e.test}) matches no case; "
                                         f"is the id misspelt?")
 
-    def lookup(self, case_id: str, kind: str) -> KnownFailure | None:
+    def lookup(self, case_id: str, test: str) -> KnownFailure | None:
         for e in self.entries:
-            if e.test == kind and fnmatch.fnmatchcase(case_id, e.case):
+            if e.test == test and fnmatch.fnmatchcase(case_id, e.case):
                 return e
         return None

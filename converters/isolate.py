@@ -71,7 +71,7 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_gb: float) -> None:
+def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_gb: float, env=None) -> None:
     """Run `python -m converters.worker step` with `out_dir` as its working directory.
 
     Raises ConversionError on a non-zero exit, a signal, a timeout or the memory ceiling.
@@ -80,7 +80,7 @@ def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_g
     log_path = out_dir / LOG_NAME
     cmd = [sys.executable, "-m", "converters.worker", step, json.dumps(params), str(out_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
     start = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT, env=env,

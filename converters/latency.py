@@ -73,6 +73,15 @@ def latency_bound_ms(macs: int, gflops: float) -> float:
     return 2 * macs / (gflops * 1e9) * 1e3
 
 
+def environment() -> dict:
+    """What the report records about where it ran: Python, CPU, its kernel-relevant flags, tool versions."""
+    from converters.pipeline import tool_versions
+
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
+            "cpu_flags": cpu_flags(), "tools": tool_versions(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def machine_info(threads: int) -> dict:
     """Stable facts for pytest-benchmark's machine_info: a comparison against a run whose toolchain,
     thread count or CPU differs then warns. (Measured numbers such as the peak would make every run differ,

@@ -1,11 +1,11 @@
 """Child-process entry point for one build step: `python -m converters.worker STEP PARAMS_JSON OUT_DIR`.
 
 Run by converters.isolate with OUT_DIR as the working directory (onnx2tf looks for its calibration
-sample file there). Each step is a `build(params, out_dir)` function of a format module.
+sample file there). The step is looked up in the format registry (plug-in files named in the params are
+loaded first) and its `build(params, out_dir)` runs.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -14,26 +14,20 @@ from pathlib import Path
 
 from converters.isolate import NETWORK_ENV, deny_network, inject_fault
 
-STEPS = {
-    "weights": "converters.pytorch:build",
-    "onnx": "converters.onnxrt:export",
-    "onnx_int8": "converters.onnxrt:quantize_static",
-    "onnx_dynamic_int8": "converters.onnxrt:quantize_dynamic",
-    "tflite": "converters.tflite:build",
-    "train_digits": "models.training:build",
-}
-
 
 def main(argv: list[str]) -> int:
-    step, params, out_dir = argv[0], json.loads(argv[1]), Path(argv[2])
-    module_name, func = STEPS[step].split(":")
-    print(f"[convsuite] step {step} params {json.dumps(params, sort_keys=True)}", flush=True)
+    from converters import formats
+
+    step_name, params, out_dir = argv[0], json.loads(argv[1]), Path(argv[2])
+    print(f"[convsuite] step {step_name} params {json.dumps(params, sort_keys=True)}", flush=True)
     start = time.perf_counter()
     if os.environ.get(NETWORK_ENV):
         deny_network()
-    inject_fault(step, params.get("subject", {}).get("id", ""))
-    getattr(importlib.import_module(module_name), func)(params, out_dir)
-    print(f"[convsuite] step {step} finished in {time.perf_counter() - start:.1f} s", flush=True)
+    inject_fault(step_name, params.get("subject", {}).get("id", ""))
+    for plugin in params.get("plugins", []):
+        formats.load_file(plugin)
+    formats.step(step_name).build(params, out_dir)
+    print(f"[convsuite] step {step_name} finished in {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 
 

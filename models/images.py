@@ -15,7 +15,8 @@ from models.builder import InputSpec
 # Colour photos first, then greyscale ones (replicated to three channels).
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field",
           "immunohistochemistry", "china", "flower", "camera", "coins", "grass", "gravel", "brick", "moon")
-STREAM_SEEDS = {"parity": 20240101, "calibration": 20240202, "bn": 20240303, "userdata": 20240404}
+STREAM_SEEDS = {"parity": 20240101, "calibration": 20240202, "bn": 20240303, "userdata": 20240404,
+                "distill": 20240505}
 
 
 @lru_cache(maxsize=None)

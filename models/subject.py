@@ -1,13 +1,16 @@
 """A Subject is one model as the matrix sees it: a registered architecture, an optional variant (class
 count, input size), a weights source and the data its inputs come from. Its `id` is the case-id prefix.
-Subjects travel to child processes as JSON (`to_params` / `from_params`)."""
+Subjects travel to child processes as JSON (`to_params` / `from_params`), the only place weights become
+JSON."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from models.builder import Architecture
 from models.registry import get
-from models.weights import weights_from_spec, weights_to_spec
+from models.weights import from_spec, to_spec
+
+POPULATIONS = ("natural", "digits", "user")
 
 
 @dataclass(frozen=True)
@@ -16,17 +19,21 @@ class Subject:
     model: str
     num_classes: int | None = None
     input_size: int | None = None
-    weights: tuple | None = None  # sorted items of a weights spec; None -> the registered source
-    data: str = "natural"  # "natural" photo crops, or "digits"
+    weights: object = None  # a models.weights source; None -> the registered source
+    data: str = "natural"  # "natural" photo crops, "digits", or "folder:<dir>"
 
     @classmethod
-    def of(cls, model: str, weights_spec: dict | None = None, **kwargs) -> "Subject":
-        spec = tuple(sorted(weights_spec.items())) if weights_spec else None
-        return cls(id=kwargs.pop("id", model), model=model, weights=spec, **kwargs)
+    def of(cls, model: str, weights=None, **kwargs) -> "Subject":
+        return cls(id=kwargs.pop("id", model), model=model, weights=weights, **kwargs)
 
     @property
     def entry(self):
         return get(self.model)
+
+    @property
+    def population(self) -> str:
+        """Which inputs the subject runs on: natural images, digits, or a user's folder."""
+        return "user" if self.data.startswith("folder:") else self.data
 
     def arch(self) -> Architecture:
         arch = self.entry.arch
@@ -37,7 +44,7 @@ class Subject:
         return arch
 
     def weights_source(self):
-        return weights_from_spec(dict(self.weights)) if self.weights else self.entry.weights
+        return self.weights if self.weights is not None else self.entry.weights
 
     def identity(self) -> dict:
         """Machine-independent description of the network: architecture hash + weights identity."""
@@ -55,10 +62,9 @@ class Subject:
 
     def to_params(self) -> dict:
         return {"id": self.id, "model": self.model, "num_classes": self.num_classes,
-                "input_size": self.input_size, "weights": weights_to_spec(self.weights_source()),
-                "data": self.data}
+                "input_size": self.input_size, "weights": to_spec(self.weights_source()), "data": self.data}
 
     @classmethod
     def from_params(cls, params: dict) -> "Subject":
         params = dict(params)
-        return cls.of(params.pop("model"), params.pop("weights"), **params)
+        return cls.of(params.pop("model"), from_spec(params.pop("weights")), **params)

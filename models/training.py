@@ -1,51 +1,65 @@
-"""Deterministic training of a subject on digits (the `train_digits` build step, run isolated and cached).
+"""Deterministic training on a labelled task (digits): how `models.weights.Trained` fills a network. It runs
+inside the cached, isolated `weights` build step.
 
-Fixed recipe: seeded init (models.weights.SeededInit), AdamW, cosine schedule, random +-2 px shifts drawn
-from PCG64, one thread, deterministic algorithms. After training, BatchNorm running statistics are
-re-estimated on the training set: MobileNetV3's small BN momentum (0.01) otherwise leaves them far from
-the final weights' statistics and eval accuracy falls to chance.
+Fixed recipe: AdamW, one-cycle schedule, random +-2 px shifts drawn from PCG64, one thread, deterministic
+algorithms. After training, BatchNorm running statistics are re-estimated on the training set: MobileNetV3's
+small BN momentum (0.01) otherwise leaves them far from the final weights' statistics and eval accuracy falls
+to chance.
+
+The same recipe gives different weights on different CPUs when the kernels follow the CPU: oneDNN and NNPACK
+pick kernels per instruction set, MKL its code path, ATen its vector width. Training therefore runs with
+oneDNN and NNPACK off here, and with MKL's conditional-numerical-reproducibility branch and ATen's
+capability pinned by the build step's environment (DETERMINISTIC_ENV, set before torch is imported).
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
-RECIPE = {"epochs": 12, "batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "shift": 2, "seed": 0, "version": 1}
-TRAINED_FILE = "trained.safetensors"
-METRICS_FILE = "training.json"
+RECIPE = {"epochs": 12, "batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "shift": 2, "seed": 0, "version": 2}
+DETERMINISTIC_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}
+TASKS = ("digits",)
+
+
+def identity(task: str) -> dict:
+    from models import digits
+
+    if task not in TASKS:
+        raise ValueError(f"unknown training task {task!r}; known: {', '.join(TASKS)}")
+    return {"recipe": RECIPE, "split": [digits.SPLIT_SEED, digits.SPLITS], "kernels": DETERMINISTIC_ENV}
 
 
 def _shifted(x: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndarray:
-    """Random translation by up to `shift` pixels (zero-padded), one offset per image."""
+    """Random translation by up to `shift` pixels (edge-padded), one offset per image."""
     n, _, h, w = x.shape
     padded = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
     dy, dx = rng.integers(0, 2 * shift + 1, size=(2, n))
     return np.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
 
 
-def train(subject, recipe: dict = RECIPE):
-    """Train `subject` (a digits Subject with seeded init) and return (net, metrics)."""
+def train(net, arch, task: str = "digits", recipe: dict = RECIPE, log=print) -> dict:
+    """Train `net` (already initialized) in place on `task`; returns its metrics."""
     import torch
 
     from models import digits
     from models.weights import calibrate_batchnorm
 
+    identity(task)
     torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    torch.backends.nnpack.set_flags(False)
     torch.manual_seed(recipe["seed"])  # dropout masks
     torch.use_deterministic_algorithms(True)
-    spec = subject.arch().input
-    net = subject.build()
-    x_train, y_train = digits.split(spec, "train")
+    x_train, y_train = digits.split(arch.input, "train")
     rng = np.random.Generator(np.random.PCG64(recipe["seed"]))
     steps = recipe["epochs"] * int(np.ceil(len(x_train) / recipe["batch"]))
     opt = torch.optim.AdamW(net.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe["lr"], total_steps=steps, pct_start=0.2)
     start = time.perf_counter()
     net.train()
-    for _ in range(recipe["epochs"]):
+    for epoch in range(recipe["epochs"]):
         order = rng.permutation(len(x_train))
         for i in range(0, len(order), recipe["batch"]):
             idx = order[i:i + recipe["batch"]]
@@ -55,19 +69,12 @@ def train(subject, recipe: dict = RECIPE):
             loss.backward()
             opt.step()
             sched.step()
+        log(f"[convsuite] training epoch {epoch + 1}/{recipe['epochs']}: loss {loss.item():.3f}, "
+            f"{time.perf_counter() - start:.0f} s")
     calibrate_batchnorm(net, x_train)
-    x_test, y_test = digits.split(spec, "test")
+    x_test, y_test = digits.split(arch.input, "test")
     with torch.inference_mode():
         accuracy = float((net(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean() * 100)
-    return net, {"test_accuracy": accuracy, "seconds": time.perf_counter() - start, "recipe": recipe}
-
-
-def build(params: dict, out_dir: Path) -> None:
-    from safetensors.torch import save_file
-
-    from models import Subject
-
-    net, metrics = train(Subject.from_params(params["subject"]), params.get("recipe", RECIPE))
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out_dir / TRAINED_FILE))
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1))
-    print(f"[convsuite] trained: test accuracy {metrics['test_accuracy']:.2f} % in {metrics['seconds']:.0f} s")
+    net.eval()
+    log(f"[convsuite] trained: test accuracy {accuracy:.2f} % in {time.perf_counter() - start:.0f} s")
+    return {"test_accuracy": accuracy, "seconds": time.perf_counter() - start}

@@ -1,8 +1,10 @@
 """Where a model's weights come from: a deterministic seeded init (numpy PCG64, no torch RNG) with
-BatchNorm statistics calibrated on natural images, or a checkpoint file loaded weights-only.
+BatchNorm statistics calibrated on natural images, weights shipped with the suite (models/checkpoints/,
+verified by sha256), a checkpoint file loaded weights-only, or training by the suite.
 
-Every source has an `identity()` (a JSON-able dict that goes into cache keys and golden manifests) and
-`apply(net, arch)` that fills the weights of a freshly built network.
+Every source is a frozen dataclass with an `identity()` (a JSON-able dict that goes into cache keys and
+golden manifests) and `apply(net, arch)` that fills the weights of a freshly built network. Sources cross
+process boundaries as JSON through `to_spec` / `from_spec`, nowhere else.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class SeededInit:
+    KIND = "seeded"
     """He-normal convs, 1/sqrt(fan_in) linears, zero biases, residual-branch gamma from the architecture,
     then BatchNorm running statistics measured on `bn_images` natural crops (stream "bn")."""
 
@@ -102,7 +105,27 @@ def _lukemelas_efficientnet(key: str, net: nn.Module) -> str:
     return f"features.{int(m.group(1)) + 1}.branch.{part}.{m.group(3)}"
 
 
-KEY_MAPS = {None: lambda key, net: key, "lukemelas_efficientnet": _lukemelas_efficientnet}
+def _torchvision_mobilenet_v2(key: str, net: nn.Module) -> str:
+    """torchvision MobileNetV2 keys (`features.N.conv.K...`, `classifier.1`) -> ours."""
+    last = len(net.features) - 1
+    m = re.match(rf"^features\.(0|{last})\.([01])\.(.*)", key)
+    if m:
+        return f"features.{m.group(1)}.{'conv' if m.group(2) == '0' else 'bn'}.{m.group(3)}"
+    m = re.match(r"^features\.(\d+)\.conv\.(\d+(?:\.\d+)?)\.(.*)", key)
+    if m:
+        # t = 1 blocks (no expansion conv): dw conv+bn, project conv, project bn; others: expand, dw, project
+        parts = ({"0.0": "dw.conv", "0.1": "dw.bn", "1": "project.conv", "2": "project.bn"}
+                 if "expand" not in dict(net.features[int(m.group(1))].branch.named_children())
+                 else {"0.0": "expand.conv", "0.1": "expand.bn", "1.0": "dw.conv", "1.1": "dw.bn",
+                       "2": "project.conv", "3": "project.bn"})
+        if m.group(2) in parts:
+            return f"features.{m.group(1)}.branch.{parts[m.group(2)]}.{m.group(3)}"
+    m = re.match(r"^classifier\.1\.(.*)", key)
+    return f"head.{len(net.head) - 1}.{m.group(1)}" if m else key
+
+
+KEY_MAPS = {None: lambda key, net: key, "lukemelas_efficientnet": _lukemelas_efficientnet,
+            "torchvision_mobilenet_v2": _torchvision_mobilenet_v2}
 
 
 @lru_cache(maxsize=None)
@@ -137,16 +160,18 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 @dataclass(frozen=True)
 class Checkpoint:
+    KIND = "checkpoint"
     """Weights from a file (state_dict `.pth` weights-only, or safetensors), or from a file shipped in a
     Python package (`package`). `key_map` names a KEY_MAPS entry that renames foreign keys onto ours."""
 
     path: str | None = None
     package: str | None = None
     key_map: str | None = None
+    install: str | None = None  # how to install `package` when it is missing
 
     @classmethod
-    def from_package(cls, package: str, key_map: str | None = None) -> "Checkpoint":
-        return cls(package=package, key_map=key_map)
+    def from_package(cls, package: str, key_map: str | None = None, install: str | None = None) -> "Checkpoint":
+        return cls(package=package, key_map=key_map, install=install)
 
     def resolve(self) -> Path:
         if self.path:
@@ -154,8 +179,9 @@ class Checkpoint:
         try:
             module = __import__(self.package)
         except ImportError:
-            raise CheckpointError(f"weights package {self.package!r} is not installed; install the suite's "
-                                  f"dependencies (see README) or point the model at a checkpoint") from None
+            how = f"`{self.install}`" if self.install else "the suite's dependencies (see README)"
+            raise CheckpointError(f"weights package {self.package!r} is not installed; install it with {how} "
+                                  f"or point the model at a checkpoint") from None
         files = sorted(Path(module.__file__).parent.rglob("*.pth"))
         if len(files) != 1:
             raise CheckpointError(f"expected one .pth file in package {self.package}, found {len(files)}")
@@ -163,7 +189,7 @@ class Checkpoint:
 
     def identity(self) -> dict:
         path = self.resolve()
-        return {"kind": "checkpoint", "file": path.name, "sha256": file_sha256(str(path)), "key_map": self.key_map}
+        return {"kind": self.KIND, "file": path.name, "sha256": file_sha256(str(path)), "key_map": self.key_map}
 
     def apply(self, net: nn.Module, arch) -> None:
         path = self.resolve()
@@ -190,21 +216,80 @@ def _listing(title: str, items: list[str], limit: int = 12) -> str:
     return f"\n  {title} ({len(items)}): " + ", ".join(items[:limit]) + more
 
 
-def weights_from_spec(spec: dict | None):
-    """The weights source a JSON spec describes (how child processes receive it); None -> registered."""
-    if spec is None:
-        return None
-    kind = spec.get("kind")
-    fields = {k: v for k, v in spec.items() if k != "kind"}
-    if kind == "seeded":
-        return SeededInit(**fields)
-    if kind == "checkpoint":
-        return Checkpoint(**fields)
-    raise CheckpointError(f"unknown weights kind {kind!r}; expected 'seeded' or 'checkpoint'")
+@dataclass(frozen=True)
+class Shipped:
+    """Weights that ship with the suite in models/checkpoints/ (distilled by models.distill; float16
+    parameters, read back as float32). The file must match the sha256 in models/checkpoints/MANIFEST.json:
+    these weights are the same on every machine, whatever CPU would have trained them."""
+
+    KIND = "shipped"
+    name: str
+
+    def resolve(self) -> tuple[Path, str]:
+        import json
+
+        from models.distill import CHECKPOINTS, MANIFEST
+
+        entry = json.loads(MANIFEST.read_text()).get(self.name) if MANIFEST.is_file() else None
+        if entry is None:
+            raise CheckpointError(f"no shipped weights for {self.name!r} in {MANIFEST}; make them with "
+                                  f"`python -m models.distill {self.name}`")
+        path = CHECKPOINTS / entry["file"]
+        if not path.is_file() or file_sha256(str(path)) != entry["sha256"]:
+            raise CheckpointError(f"{path} is missing or does not match the sha256 in {MANIFEST.name} "
+                                  f"(truncated, edited, or not checked out); restore it with git")
+        return path, entry["sha256"]
+
+    def identity(self) -> dict:
+        path, sha = self.resolve()
+        return {"kind": self.KIND, "file": path.name, "sha256": sha}
+
+    def apply(self, net: nn.Module, arch) -> None:
+        path, _ = self.resolve()
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()})
+        net.eval()
 
 
-def weights_to_spec(source) -> dict:
+@dataclass(frozen=True)
+class Trained:
+    """Weights the suite trains itself on a labelled task (models.training), from SeededInit(seed)."""
+
+    KIND = "trained"
+    task: str = "digits"
+    seed: int = 0
+
+    def identity(self) -> dict:
+        from models import training
+
+        return {"kind": self.KIND, "task": self.task, **training.identity(self.task),
+                "init": SeededInit(self.seed).identity()}
+
+    def apply(self, net: nn.Module, arch) -> None:
+        from models import training
+
+        SeededInit(self.seed).apply(net, arch)
+        training.train(net, arch, self.task)
+
+
+SOURCES = {cls.KIND: cls for cls in (SeededInit, Checkpoint, Shipped, Trained)}
+
+
+def from_spec(spec: dict):
+    """The weights source a JSON spec describes (how child processes receive it)."""
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    if kind not in SOURCES:
+        raise CheckpointError(f"unknown weights kind {kind!r}; expected one of {', '.join(SOURCES)}")
+    return SOURCES[kind](**spec)
+
+
+def to_spec(source) -> dict:
     from dataclasses import asdict
 
-    kind = {SeededInit: "seeded", Checkpoint: "checkpoint"}[type(source)]
-    return {"kind": kind, **{k: v for k, v in asdict(source).items() if v is not None}}
+    return {"kind": source.KIND, **{k: v for k, v in asdict(source).items() if v is not None}}
+
+
+def classifier_classes(path: str | Path) -> int | None:
+    """The class count of a checkpoint: the output width of its last 2-D weight (a linear classifier)."""
+    classifier = [v for k, v in load_state_dict(path).items() if k.endswith(".weight") and v.ndim == 2]
+    return classifier[-1].shape[0] if classifier else None

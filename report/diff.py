@@ -17,7 +17,7 @@ NOISE = {
     "accuracy_drop": (0.25, "lower"),
 }
 LATENCY_RATIO = 1.10
-VERDICT_RANK = {"failed": 0, "xfail": 1, "passed": 2}
+VERDICT_RANK = {"failed": 0, "known": 1, "passed": 2}
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,10 @@ class Scorecard:
     caveats: list[str]  # why a comparison may be apples to oranges (other tools, threads)
 
 
-def compare(old: dict, new_rows: list[dict], new_env: dict, baseline: str) -> Scorecard:
-    """`old` is a loaded report.json ({"environment", "results"})."""
-    old_rows = {(r["kind"], r["case"]): r for r in old.get("results", []) if "case" in r}
-    new = {(r["kind"], r["case"]): r for r in new_rows if "case" in r}
+def compare(old: dict, new_rows: list, new_env: dict, baseline: str) -> Scorecard:
+    """`old` is a loaded report ({"environment", "results": [ResultRow]})."""
+    old_rows = {(r.kind, r.case): r for r in old.get("results", [])}
+    new = {(r.kind, r.case): r for r in new_rows}
     changes = [c for key in sorted(old_rows.keys() & new.keys()) for c in _changes(old_rows[key], new[key])]
     return Scorecard(
         baseline=baseline,
@@ -58,25 +58,26 @@ def compare(old: dict, new_rows: list[dict], new_env: dict, baseline: str) -> Sc
     )
 
 
-def _changes(old: dict, new: dict) -> list[Change]:
+def _changes(old, new) -> list[Change]:
     out = []
-    kind, case = new["kind"], new["case"]
-    before, after = VERDICT_RANK.get(old.get("outcome")), VERDICT_RANK.get(new.get("outcome"))
+    kind, case = new.kind, new.case
+    before, after = VERDICT_RANK.get(old.outcome), VERDICT_RANK.get(new.outcome)
     if before is not None and after is not None and before != after:
-        out.append(Change(kind, case, "verdict", old["outcome"], new["outcome"],
+        out.append(Change(kind, case, "verdict", old.outcome, new.outcome,
                           "improved" if after > before else "regressed"))
     for metric, (tolerance, better) in NOISE.items():
-        a, b = old.get(metric), new.get(metric)
+        a, b = old.value(metric), new.value(metric)
         if a is None or b is None or abs(b - a) <= tolerance:
             continue
         up = b > a
         out.append(Change(kind, case, metric, a, b, "improved" if up == (better == "higher") else "regressed"))
-    if kind == "latency" and all(new.get(k) and old.get(k) for k in ("latency_ms", "latency_q1_ms", "latency_q3_ms")):
-        ratio = new["latency_ms"] / old["latency_ms"]
-        if ratio > LATENCY_RATIO and new["latency_q1_ms"] > old["latency_q3_ms"]:
-            out.append(Change(kind, case, "latency_ms", old["latency_ms"], new["latency_ms"], "regressed"))
-        elif ratio < 1 / LATENCY_RATIO and new["latency_q3_ms"] < old["latency_q1_ms"]:
-            out.append(Change(kind, case, "latency_ms", old["latency_ms"], new["latency_ms"], "improved"))
+    if kind == "latency" and all((new.latency_ms, new.latency_q1_ms, new.latency_q3_ms, old.latency_ms,
+                                  old.latency_q1_ms, old.latency_q3_ms)):
+        ratio = new.latency_ms / old.latency_ms
+        if ratio > LATENCY_RATIO and new.latency_q1_ms > old.latency_q3_ms:
+            out.append(Change(kind, case, "latency_ms", old.latency_ms, new.latency_ms, "regressed"))
+        elif ratio < 1 / LATENCY_RATIO and new.latency_q3_ms < old.latency_q1_ms:
+            out.append(Change(kind, case, "latency_ms", old.latency_ms, new.latency_ms, "improved"))
     return out
 
 
@@ -86,8 +87,8 @@ def _caveats(old_env: dict, new_env: dict, old_rows: dict, new_rows: dict) -> li
     for name in sorted(old_tools.keys() | new_tools.keys()):
         if old_tools.get(name) != new_tools.get(name):
             caveats.append(f"{name} {old_tools.get(name, 'absent')} -> {new_tools.get(name, 'absent')}")
-    old_t = {r.get("threads") for r in old_rows.values() if r["kind"] == "latency"}
-    new_t = {r.get("threads") for r in new_rows.values() if r["kind"] == "latency"}
+    old_t = {r.threads for r in old_rows.values() if r.kind == "latency"}
+    new_t = {r.threads for r in new_rows.values() if r.kind == "latency"}
     if old_t and new_t and old_t != new_t:
         caveats.append(f"latency threads {sorted(old_t)} -> {sorted(new_t)}")
     if old_env.get("cpu") and new_env.get("cpu") and old_env["cpu"] != new_env["cpu"]:
@@ -95,21 +96,24 @@ def _caveats(old_env: dict, new_env: dict, old_rows: dict, new_rows: dict) -> li
     return caveats
 
 
-def markdown(card: Scorecard) -> list[str]:
-    lines = [f"## Since {card.baseline}: {len(card.regressed)} regressed, {len(card.improved)} improved", ""]
+def blocks(card: Scorecard) -> list:
+    """The scorecard as report blocks (report.model)."""
+    from report.model import Heading, Paragraph, Table, TableCell
+
+    out: list = [Heading(2, f"Since {card.baseline}: {len(card.regressed)} regressed, {len(card.improved)} improved")]
     if card.caveats:
-        lines += ["Not like for like: " + "; ".join(card.caveats) + ".", ""]
+        out.append(Paragraph("Not like for like: " + "; ".join(card.caveats) + ".", meta=True))
     for title, changes in (("Regressed", card.regressed), ("Improved", card.improved)):
         if changes:
-            lines += [f"### {title}", "", "| test | case | metric | before | now |", "|---|---|---|---|---|"]
-            lines += [f"| {c.kind} | {c.case} | {c.metric} | {_num(c.old)} | {_num(c.new)} |" for c in changes]
-            lines.append("")
+            out += [Heading(3, title), Table(["test", "case", "metric", "before", "now"],
+                                             [[TableCell([str(v)]) for v in (c.kind, c.case, c.metric, _num(c.old),
+                                                                             _num(c.new))] for c in changes])]
     if card.new_cases:
-        lines += [f"New cases: {len(card.new_cases)}.", ""]
+        out.append(Paragraph(f"New cases: {len(card.new_cases)}."))
     if card.gone_cases:
-        lines += [f"Cases no longer run: {len(card.gone_cases)} ({', '.join(card.gone_cases[:10])}"
-                  + (", ..." if len(card.gone_cases) > 10 else "") + ").", ""]
-    return lines
+        out.append(Paragraph(f"Cases no longer run: {len(card.gone_cases)} ({', '.join(card.gone_cases[:10])}"
+                             + (", ..." if len(card.gone_cases) > 10 else "") + ")."))
+    return out
 
 
 def _num(v) -> str:

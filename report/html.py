@@ -1,14 +1,11 @@
-"""The self-contained HTML page of the report: the matrix, known failures, the scorecard, the plots (PNG
-embedded as data URIs) and every case. No external CSS, fonts or scripts."""
+"""report.html: the document model rendered as one self-contained page (plots embedded as data URIs; no
+external CSS, fonts or scripts)."""
 from __future__ import annotations
 
 import base64
 from html import escape
-from pathlib import Path
 
-from report.diff import Scorecard
-from report.matrix import Matrix, cell_lines
-from report.plots import CAPTIONS
+from report.model import Bullets, Heading, Image, Paragraph, Table
 
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #212121; }
@@ -34,67 +31,37 @@ window.addEventListener('load', function () {
 """
 
 
-def page(env: dict, matrix: Matrix, known: list, card: Scorecard | None, plots: list[Path],
-         cases: tuple[list[str], list[list[str]]], carried: str) -> str:
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Conformance report</title>"
-             f"<style>{STYLE}</style></head><body>",
-             "<h1>Conformance report</h1>",
-             f"<p class='meta'>{escape(_environment_line(env))}</p>"]
-    if carried:
-        parts.append(f"<p class='meta'>{escape(carried)}</p>")
-    if matrix.models:
-        parts += ["<h2>Matrix</h2>", _matrix_table(matrix)]
-    if known:
-        parts += ["<h2>Known failures</h2><ul>"]
-        parts += [f"<li><b>{escape(kind)} {escape(case)}</b>: {escape(reason)}</li>" for kind, case, reason in known]
-        parts.append("</ul>")
-    if card:
-        parts.append(_scorecard(card))
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        for path in plots:
-            data = base64.b64encode(path.read_bytes()).decode()
-            parts.append(f"<p><img class='plot' alt='{escape(path.stem)}' src='data:image/png;base64,{data}'><br>"
-                         f"<span class='meta'>{escape(CAPTIONS.get(path.stem, ''))}</span></p>")
-    header, body = cases
-    parts += ["<h2>All cases</h2><table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>"]
-    parts += ["<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in body]
-    parts += ["</table>", f"<script>{IMAGE_CHECK}</script></body></html>"]
-    return "\n".join(parts)
-
-
-def _environment_line(env: dict) -> str:
-    tools = ", ".join(f"{k} {v}" for k, v in env.get("tools", {}).items())
-    return f"{env.get('time', '')} · {env.get('cpu', '')} · {tools}"
-
-
-def _matrix_table(matrix: Matrix) -> str:
-    rows = ["<table><tr><th>model</th>" + "".join(f"<th>{escape(c)}</th>" for c in matrix.columns) + "</tr>"]
-    for model in matrix.models:
-        bound = matrix.bounds.get(model, {})
-        head = escape(model)
-        if bound:
-            head += (f"<br><span class='meta'>{bound['macs'] / 1e6:.1f} M MACs<br>fp32 bound {bound['bound_ms']:.2f} ms"
-                     f" @ {bound['threads']} thr</span>")
+def _table(block: Table) -> str:
+    rows = ["<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in block.header) + "</tr>"]
+    for row in block.rows:
         cells = []
-        for column in matrix.columns:
-            cell = matrix.cell(model, column)
-            if cell is None:
-                cells.append("<td></td>")
-                continue
-            lines = [escape(line) for line in cell_lines(cell, matrix.float_bound_ms(model, column))]
-            if cell.verdict:
-                lines.append(f"<span class='verdict'>{cell.verdict}</span>")
-            cells.append(f"<td class='{cell.verdict}'>" + "<br>".join(lines) + "</td>")
-        rows.append(f"<tr><th>{head}</th>" + "".join(cells) + "</tr>")
+        for i, cell in enumerate(row):
+            lines = [escape(line) for line in cell.lines]
+            if cell.strong:
+                lines.append(f"<span class='verdict'>{escape(cell.strong)}</span>")
+            tag = "th" if block.first_column_header and i == 0 else "td"
+            css = f" class='{cell.css}'" if cell.css else ""
+            cells.append(f"<{tag}{css}>" + "<br>".join(lines) + f"</{tag}>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     return "\n".join(rows) + "</table>"
 
 
-def _scorecard(card: Scorecard) -> str:
-    parts = [f"<h2>Since {escape(card.baseline)}: {len(card.regressed)} regressed, {len(card.improved)} improved</h2>"]
-    if card.caveats:
-        parts.append(f"<p class='meta'>Not like for like: {escape('; '.join(card.caveats))}</p>")
-    for title, changes in (("Regressed", card.regressed), ("Improved", card.improved)):
-        if changes:
-            parts.append(f"<h3>{title}</h3><ul>" + "".join(f"<li>{escape(c.line())}</li>" for c in changes) + "</ul>")
+def render(blocks: list) -> str:
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Conformance report</title>"
+             f"<style>{STYLE}</style></head><body>"]
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            parts.append(f"<p{' class=meta' if block.meta else ''}>{escape(block.text)}</p>")
+        elif isinstance(block, Table):
+            parts.append(_table(block))
+        elif isinstance(block, Bullets):
+            parts.append("<ul>" + "".join(f"<li><b>{escape(b)}</b>: {escape(t)}</li>" if b else f"<li>{escape(t)}</li>"
+                                          for b, t in block.items) + "</ul>")
+        elif isinstance(block, Image):
+            data = base64.b64encode(block.path.read_bytes()).decode()
+            parts.append(f"<p><img class='plot' alt='{escape(block.path.stem)}' src='data:image/png;base64,{data}'>"
+                         f"<br><span class='meta'>{escape(block.caption)}</span></p>")
+    parts.append(f"<script>{IMAGE_CHECK}</script></body></html>")
     return "\n".join(parts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from report.matrix import Matrix
+from report.model import Matrix
 
 CAPTIONS = {
     "accuracy_vs_latency": "Per model: accuracy drop of the digits-trained model on its 400-image test split vs "
@@ -28,9 +28,14 @@ def _pyplot():
 def accuracy_vs_latency(matrix: Matrix, out: Path) -> Path | None:
     """One panel per model: each format-precision at (latency, accuracy drop), coloured by verdict; the
     dotted line is the model's fp32 compute-bound latency floor."""
-    models = [m for m in matrix.models if any(
-        (c := matrix.cell(m, col)) and c.latency_ms is not None and c.accuracy_drop is not None
-        for col in matrix.columns)]
+    def point(cell):
+        if cell is None or cell.latency is None or cell.accuracy is None:
+            return None
+        if cell.latency.latency_ms is None or cell.accuracy.accuracy_drop is None:
+            return None
+        return cell.latency.latency_ms, cell.accuracy.accuracy_drop
+
+    models = [m for m in matrix.models if any(point(matrix.cell(m, col)) for col in matrix.columns)]
     if not models:
         return None
     plt = _pyplot()
@@ -40,11 +45,11 @@ def accuracy_vs_latency(matrix: Matrix, out: Path) -> Path | None:
     for ax, model in zip(axes.flat, models):
         for column in matrix.columns:
             cell = matrix.cell(model, column)
-            if not cell or cell.latency_ms is None or cell.accuracy_drop is None:
+            xy = point(cell)
+            if xy is None:
                 continue
-            ax.scatter(cell.latency_ms, cell.accuracy_drop, color=VERDICT_COLOURS[cell.verdict], s=28, zorder=3)
-            ax.annotate(column, (cell.latency_ms, cell.accuracy_drop), fontsize=6.5, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.scatter(*xy, color=VERDICT_COLOURS[cell.verdict], s=28, zorder=3)
+            ax.annotate(column, xy, fontsize=6.5, xytext=(3, 3), textcoords="offset points")
         bound = matrix.bounds.get(model, {}).get("bound_ms")
         if bound:
             ax.axvline(bound, color="#546e7a", linestyle=":", linewidth=1)

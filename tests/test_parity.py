@@ -1,27 +1,26 @@
-"""Parity: every model x format x precision against the stored PyTorch golden outputs."""
+"""Parity: every model x format x precision against the stored PyTorch golden outputs (what the conversion
+and its quantization cost), and each quantized artifact against its simulated-quantization reference (the
+conversion's own error)."""
 from __future__ import annotations
 
-import pytest
-
-from compare.verdict import judge_parity
+from compare.verdict import decide
 from converters import predict
-from converters.isolate import ConversionError
+from harness.checks import output_verdicts, row_for, settle
 from models import datasets
 
 
-def test_parity(parity_case, pipeline, golden_store, budgets, record_result):
+def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, record_result, conversion):
     case = parity_case
+    row = row_for(case, "parity")
     golden = golden_store(case.subject)
-    try:
-        runner = pipeline.runner(case, threads=1)
-    except ConversionError as exc:
-        record_result(case=case.id, kind="parity", model=case.subject.id, arch=case.subject.model, format=case.format,
-                      precision=case.precision, error=exc.reason)
-        pytest.fail(f"{case.id}: conversion failed: {exc}", pytrace=False)
-    outputs = predict(runner, datasets.parity_inputs(case.subject))
-    verdict = judge_parity(case.id, golden.logits, outputs, budgets.for_case(case.id, case.precision))
-    artifact = pipeline.artifact(case)
-    record_result(case=case.id, kind="parity", model=case.subject.id, arch=case.subject.model, format=case.format, precision=case.precision,
-                  size_bytes=artifact.stat().st_size, **verdict.metrics)
-    if not verdict.passed:
-        pytest.fail(verdict.message(), pytrace=False)
+    inputs = datasets.parity_inputs(case.subject)
+    with conversion(row):
+        outputs = predict(pipeline.runner(case, threads=1), inputs)
+        simulated = pipeline.simulated_runner(case)
+        reference = predict(simulated, inputs) if simulated is not None else None
+        row.size_bytes = pipeline.artifact(case).stat().st_size
+    verdicts = output_verdicts(case.id, case.precision, golden.logits, outputs, reference, budgets, "parity")
+    row.metrics = verdicts[0].metrics
+    row.reference_metrics = verdicts[1].metrics if len(verdicts) > 1 else {}
+    record_result(row)
+    settle(decide(case.id, verdicts, known_failures.lookup(case.id, "parity")))

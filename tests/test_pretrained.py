@@ -7,8 +7,8 @@ import pytest
 
 import models
 from converters import predict
+from converters.formats.pytorch import reference_outputs
 from converters.pipeline import Case
-from converters.pytorch import reference_outputs
 from models.images import center_crop, normalize
 
 PRETRAINED = [n for n in models.names() if models.get(n).photo_classes]

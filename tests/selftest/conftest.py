@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import settings
 
@@ -52,3 +53,23 @@ def _joined(args):
             out.append(args[i])
             i += 1
     return out
+
+
+CLASSES = {"285": "chelsea", "967": "coffee", "657": "rocket", "698": "china"}
+
+
+@pytest.fixture
+def user_folder(tmp_path):
+    from PIL import Image
+
+    from models import images
+
+    rng = np.random.Generator(np.random.PCG64(images.STREAM_SEEDS["userdata"]))
+    for label, photo in CLASSES.items():
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(5):
+            crop = images._crop(rng, images.load_photo(photo), 256)
+            Image.fromarray(np.ascontiguousarray(crop)).save(tmp_path / "data" / label / f"{i}.png")
+    return tmp_path / "data"
+
+

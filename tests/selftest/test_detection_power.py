@@ -8,11 +8,12 @@ import onnx
 import pytest
 
 from compare.budgets import BUDGET_KEYS
-from compare.verdict import judge_parity
+from compare.verdict import judge_outputs
 from converters import predict
 from converters.cache import ArtifactCache
-from converters.onnxrt import OrtRunner
+from converters.formats.onnxrt import OrtRunner
 from converters.pipeline import Case, Pipeline
+from compare.cases import ResultRow
 from models import Subject, datasets
 from tests.selftest import mutations
 
@@ -23,7 +24,7 @@ MODEL = "mobilenet_v3_small"
 @pytest.fixture(scope="module")
 def clean(pipeline):
     subject = Subject.of(MODEL)
-    return subject, onnx.load(str(pipeline.onnx(subject))), datasets.parity_inputs(subject)
+    return subject, onnx.load(str(pipeline.artifact(Case(subject, "onnx", "fp32")))), datasets.parity_inputs(subject)
 
 
 def _caught_by(verdict) -> str:
@@ -53,7 +54,8 @@ def test_clean_conversion_passes(clean, golden_store, budgets, tmp_path):
     mutations.save(model, tmp_path / "clean.onnx")
     outputs = predict(OrtRunner(tmp_path / "clean.onnx", threads=1), inputs)
     case_id = f"{MODEL}-onnx-fp32"
-    verdict = judge_parity(case_id, golden_store(subject).logits, outputs, budgets.for_case(case_id, "fp32"))
+    verdict = judge_outputs(case_id, "parity", golden_store(subject).logits, outputs,
+                            budgets.for_case("parity", case_id, "fp32"))
     assert verdict.passed, verdict.message()
 
 
@@ -65,23 +67,24 @@ def test_broken_conversion_is_caught(name, clean, golden_store, budgets, record_
     mutations.save(broken, tmp_path / f"{name}.onnx")
     outputs = predict(OrtRunner(tmp_path / f"{name}.onnx", threads=1), inputs)
     case_id = f"{MODEL}-onnx-fp32"
-    verdict = judge_parity(case_id, golden_store(subject).logits, outputs, budgets.for_case(case_id, "fp32"))
-    record_result(case=f"{MODEL}-{name}", kind="detection",
-                  line=_line(name, verdict))
+    verdict = judge_outputs(case_id, "parity", golden_store(subject).logits, outputs,
+                            budgets.for_case("parity", case_id, "fp32"))
+    record_result(ResultRow(case=f"{MODEL}-{name}", kind="detection", line=_line(name, verdict)))
     assert not verdict.passed, f"{name} was not caught: {verdict.metrics}"
 
 
 def test_int8_calibrated_on_wrong_data_is_caught(golden_store, budgets, record_result, pytestconfig, tmp_path):
     """ORT static int8 calibrated on uniform noise instead of images, judged with the int8 budget."""
-    from conftest import OPT_CACHE
+    from harness.options import CACHE
 
     subject = Subject.of(MODEL)
-    pipeline = Pipeline(ArtifactCache(pytestconfig.getoption(OPT_CACHE)), calibration="wrong_data")
+    pipeline = Pipeline(ArtifactCache(pytestconfig.getoption(CACHE)), calibration="wrong_data")
     case = Case(subject, "onnx", "int8")
     outputs = predict(pipeline.runner(case, threads=1), datasets.parity_inputs(subject))
-    verdict = judge_parity(case.id, golden_store(subject).logits, outputs, budgets.for_case(case.id, "int8"))
-    record_result(case=f"{MODEL}-int8_wrong_calibration", kind="detection",
-                  line=_line("int8_wrong_calibration", verdict))
+    verdict = judge_outputs(case.id, "parity", golden_store(subject).logits, outputs,
+                            budgets.for_case("parity", case.id, "int8"))
+    record_result(ResultRow(case=f"{MODEL}-int8_wrong_calibration", kind="detection",
+                            line=_line("int8_wrong_calibration", verdict)))
     assert not verdict.passed, f"wrong-data calibration was not caught: {verdict.metrics}"
 
 

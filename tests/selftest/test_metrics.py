@@ -71,3 +71,14 @@ def test_known_values():
     assert m["top1_agreement"] == 0.5
     assert m["max_abs_error"] == pytest.approx(1.0)
     assert metrics.accuracy(act, [1, 1]) == 100.0
+
+
+def test_bit_exact_outputs_have_infinite_snr_that_passes_any_floor():
+    from compare.budgets import Budget
+    from compare.verdict import judge
+
+    x = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    m = metrics.parity_metrics(x, x.copy())
+    assert m["snr_db"] == np.inf and m["max_abs_error"] == 0.0 and m["cosine_worst"] == pytest.approx(1.0)
+    budget = Budget({"min_snr_db": 80.0, "max_abs_error": 1e-3}, {"min_snr_db": "t", "max_abs_error": "t"})
+    assert judge("m-onnx-fp32", "parity", m, budget).passed

@@ -6,55 +6,66 @@ import json
 
 import pytest
 
+from compare.cases import ResultRow
 from report import write_report
 from report.browser_check import check, find_browser
 from report.diff import compare
 
 pytestmark = pytest.mark.selftest
+ENV = {"time": "2026-11-26T00:00:00Z", "cpu": "test CPU", "tools": {"onnxruntime": "1.31.1"},
+       "columns": ["pytorch-fp32", "onnx-fp32", "onnx-int8", "tflite-int8", "tflite-int16x8"]}
+
+
+def _row(case, kind, **fields):
+    model, fmt, precision = case.split("-")
+    arch = model.removesuffix("_digits")
+    return ResultRow(case=case, kind=kind, subject=model, arch=arch, format=fmt, precision=precision, **fields)
 
 
 def _parity(case, cosine, outcome="passed", **extra):
-    model, fmt, precision = case.split("-")
-    return dict(case=case, kind="parity", model=model, arch=model, format=fmt, precision=precision,
-                cosine_mean=cosine, top1_agreement=0.9, size_bytes=4_000_000, outcome=outcome, **extra)
+    return _row(case, "parity", metrics={"cosine_mean": cosine, "top1_agreement": 0.9}, size_bytes=4_000_000,
+                outcome=outcome, **extra)
 
 
 def _latency(case, median, q1, q3, peak_gflops=200.0):
-    model, fmt, precision = case.split("-")
-    return dict(case=case, kind="latency", model=model, arch=model, format=fmt, precision=precision, threads=1,
-                latency_ms=median, latency_q1_ms=q1, latency_q3_ms=q3, macs=300_000_000, peak_gflops=peak_gflops,
-                size_bytes=4_000_000, outcome="passed")
+    return _row(case, "latency", threads=1, latency_ms=median, latency_q1_ms=q1, latency_q3_ms=q3,
+                macs=300_000_000, peak_gflops=peak_gflops, size_bytes=4_000_000, outcome="passed")
 
 
-ROWS = [_parity("mobilenet_v2-onnx-fp32", 1.0), _parity("mobilenet_v2-tflite-int8", 0.99),
-        _parity("mobilenet_v3_large-tflite-int16x8", 0.98, outcome="xfail", known_failure="SE hard-sigmoid"),
-        dict(case="mobilenet_v2_digits-tflite-int8", kind="accuracy", model="mobilenet_v2_digits",
-             arch="mobilenet_v2", format="tflite", precision="int8", accuracy_drop=0.5, outcome="passed")]
+def _rows():
+    return [_parity("mobilenet_v2-onnx-fp32", 1.0), _parity("mobilenet_v2-tflite-int8", 0.99,
+                                                            reference_metrics={"snr_db": 31.5}),
+            _parity("mobilenet_v3_large-tflite-int16x8", 0.98, outcome="known", known_failure="SE hard-sigmoid"),
+            _row("mobilenet_v2_digits-tflite-int8", "accuracy", accuracy_drop=0.5, lost=3, gained=1, outcome="passed")]
+
+
 # the second case's peak probe ran in a slow phase: the floor comes from the pass's best probe (200 GFLOP/s)
-LATENCY = [_latency("mobilenet_v2-onnx-fp32", 7.0, 6.9, 7.2),
-           _latency("mobilenet_v2-tflite-int8", 4.3, 4.2, 4.4, peak_gflops=120.0)]
+def _latency_rows():
+    return [_latency("mobilenet_v2-onnx-fp32", 7.0, 6.9, 7.2),
+            _latency("mobilenet_v2-tflite-int8", 4.3, 4.2, 4.4, peak_gflops=120.0)]
 
 
 def test_two_passes_make_one_report(tmp_path):
-    write_report(ROWS, tmp_path)  # pass 1 (sharded)
-    paths = write_report(LATENCY, tmp_path)  # pass 2 (serial)
+    write_report(_rows(), tmp_path, ENV)  # pass 1 (sharded)
+    paths = write_report(_latency_rows(), tmp_path, ENV)  # pass 2 (serial)
     assert {p.name for p in paths} >= {"report.md", "report.html", "report.json", "accuracy_vs_latency.png",
                                        "size_per_format.png"}
     results = json.loads((tmp_path / "report.json").read_text())["results"]
-    assert len(results) == len(ROWS) + len(LATENCY)
+    assert len(results) == len(_rows()) + len(_latency_rows())
     md = (tmp_path / "report.md").read_text()
     assert "4 results carried over" in md
     row = next(line for line in md.splitlines() if line.startswith("| mobilenet_v2<br>"))
-    assert row.startswith("| mobilenet_v2<br>300.0 M MACs, fp32 bound 3.00 ms |")
+    assert row.startswith("| mobilenet_v2<br>300.0 M MACs<br>fp32 bound 3.00 ms @ 1 thr |")
     # the fp32 floor is shown for float cells only: integer kernels are not bound by it
     assert "cos 1.0000 / top-1 0.90<br>7.00 ms (43% of fp32 bound)<br>4.0 MB<br>**pass**" in row
-    assert "cos 0.9900 / top-1 0.90<br>acc drop +0.50 pt<br>4.30 ms<br>4.0 MB<br>**pass**" in row
+    assert ("cos 0.9900 / top-1 0.90<br>vs simulated: 31.5 dB<br>acc drop +0.50 pt (-3/+1)<br>4.30 ms<br>4.0 MB"
+            "<br>**pass**") in row
     assert "**parity mobilenet_v3_large-tflite-int16x8**: SE hard-sigmoid" in md
 
 
 def test_scorecard_counts_real_changes_not_noise():
     old = {"environment": {"tools": {"onnxruntime": "1.31.1"}},
-           "results": ROWS + LATENCY + [_latency("mobilenet_v2-tflite-fp32", 6.0, 5.9, 6.1)]}
+           "results": _rows() + _latency_rows() + [_latency("mobilenet_v2-tflite-fp32", 6.0, 5.9, 6.1)]}
     new = [_parity("mobilenet_v2-onnx-fp32", 1.0), _parity("mobilenet_v2-tflite-int8", 0.95, outcome="failed"),
            _latency("mobilenet_v2-onnx-fp32", 7.5, 7.0, 8.0),  # +7 %, overlapping IQRs: noise
            _latency("mobilenet_v2-tflite-int8", 9.0, 8.8, 9.3),  # 2.1x, disjoint IQRs: a regression
@@ -68,11 +79,19 @@ def test_scorecard_counts_real_changes_not_noise():
     assert "accuracy mobilenet_v2_digits-tflite-int8" in card.gone_cases
 
 
+def test_a_report_from_another_version_is_refused_with_what_to_do(tmp_path):
+    from report.files import load_report
+
+    (tmp_path / "report.json").write_text(json.dumps({"results": [{"case": "a", "kind": "parity", "bogus": 1}]}))
+    with pytest.raises(ValueError, match="written by another version of the suite.*delete it"):
+        load_report(tmp_path / "report.json")
+
+
 def test_report_opens_in_a_headless_browser(tmp_path):
     browser = find_browser()
     if browser is None:
         pytest.skip("no Chromium installed (apt-get install chromium); .ci/run installs it")
-    write_report(ROWS + LATENCY, tmp_path)
+    write_report(_rows() + _latency_rows(), tmp_path, ENV)
     assert check(tmp_path / "report.html", browser) == []
     broken = (tmp_path / "report.html").read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
     (tmp_path / "broken.html").write_text(broken)

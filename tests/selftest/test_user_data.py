@@ -2,26 +2,9 @@
 ImageNet class index, scored with EfficientNet-Lite0's real weights saved as the user's own checkpoint."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.selftest
-CLASSES = {"285": "chelsea", "967": "coffee", "657": "rocket", "698": "china"}
-
-
-@pytest.fixture
-def user_folder(tmp_path):
-    from PIL import Image
-
-    from models import images
-
-    rng = np.random.Generator(np.random.PCG64(images.STREAM_SEEDS["userdata"]))
-    for label, photo in CLASSES.items():
-        (tmp_path / "data" / label).mkdir(parents=True)
-        for i in range(5):
-            crop = images._crop(rng, images.load_photo(photo), 256)
-            Image.fromarray(np.ascontiguousarray(crop)).save(tmp_path / "data" / label / f"{i}.png")
-    return tmp_path / "data"
 
 
 @pytest.fixture
@@ -47,7 +30,7 @@ def test_a_checkpoint_that_does_not_fit_is_listed_key_by_key(tmp_path, user_fold
     import torch
 
     import models
-    from models.weights import CheckpointError
+    from models.weights import Checkpoint, CheckpointError
 
     state = models.Subject.of("mobilenet_v2").build().state_dict()
     state.pop("head.2.bias")
@@ -56,7 +39,7 @@ def test_a_checkpoint_that_does_not_fit_is_listed_key_by_key(tmp_path, user_fold
     path = tmp_path / "bad.pth"
     torch.save(state, path)
     with pytest.raises(CheckpointError) as info:
-        models.Subject.of("mobilenet_v2", {"kind": "checkpoint", "path": str(path)}).build()
+        models.Subject.of("mobilenet_v2", Checkpoint(path=str(path))).build()
     text = str(info.value)
     assert "missing keys (1): head.2.bias" in text and "unexpected keys (1): extra.weight" in text
     assert "head.2.weight: checkpoint (10, 1280) vs model (1000, 1280)" in text
@@ -66,9 +49,9 @@ def test_a_checkpoint_needing_full_unpickling_is_refused(tmp_path):
     import torch
 
     import models
-    from models.weights import CheckpointError
+    from models.weights import Checkpoint, CheckpointError
 
     path = tmp_path / "pickled.pth"
     torch.save({"model": models.Subject.of("mobilenet_v3_small").build()}, path)  # a whole nn.Module
     with pytest.raises(CheckpointError, match="needs full unpickling"):
-        models.Subject.of("mobilenet_v3_small", {"kind": "checkpoint", "path": str(path)}).build()
+        models.Subject.of("mobilenet_v3_small", Checkpoint(path=str(path))).build()

@@ -1,15 +1,17 @@
-"""PyTorch: the reference format. build = materialize a subject's weights as safetensors (seeded init
-with BN calibration, or a checkpoint); run = eager inference, the latency reference row."""
+"""PyTorch: the reference format. The `weights` step materializes a subject's weights as safetensors
+(shipped, seeded or trained: models.weights); the runner is eager inference, the latency reference row."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
+from converters.formats import Format, Step, register
+
 WEIGHTS_FILE = "model.safetensors"
 
 
-def build(params: dict, out_dir: Path) -> None:
+def build_weights(params: dict, out_dir: Path) -> None:
     from safetensors.torch import save_file
 
     from models import Subject
@@ -34,11 +36,11 @@ class TorchRunner:
     """Eager PyTorch, batch as given. `invoke` is the only timed call. optimized=False turns oneDNN off
     (PyTorch's plain convolution kernels: a genuine slowdown)."""
 
-    def __init__(self, net, threads: int, optimized: bool = True):
+    def __init__(self, path: Path, subject_params: dict, threads: int, optimized: bool = True):
         import torch
 
         torch.set_num_threads(threads)
-        self.net, self.threads, self.optimized = net, threads, optimized
+        self.net, self.threads, self.optimized = load(subject_params, path), threads, optimized
         self._x = self._y = None
 
     def set_input(self, x: np.ndarray) -> None:
@@ -47,25 +49,27 @@ class TorchRunner:
         self._x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
     def invoke(self) -> None:
-        import torch
-
-        with torch.inference_mode(), self._kernels():
-            self._y = self.net(self._x)
-
-    def _kernels(self):
         import contextlib
 
         import torch
 
-        return contextlib.nullcontext() if self.optimized else torch.backends.mkldnn.flags(enabled=False)
+        kernels = contextlib.nullcontext() if self.optimized else torch.backends.mkldnn.flags(enabled=False)
+        with torch.inference_mode(), kernels:
+            self._y = self.net(self._x)
 
     def get_output(self) -> np.ndarray:
         return self._y.numpy()
 
 
-def reference_outputs(net, inputs: np.ndarray) -> np.ndarray:
-    """Eager PyTorch logits for a whole input set in one batch (how golden outputs are made)."""
+def reference_outputs(net, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Eager PyTorch logits for a whole input set, in batches (how golden and reference outputs are made)."""
     import torch
 
     with torch.inference_mode():
-        return net(torch.from_numpy(inputs)).numpy().astype(np.float32)
+        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(chunk))).numpy()
+                               for chunk in np.array_split(inputs, max(1, -(-len(inputs) // batch)))]
+                              ).astype(np.float32)
+
+
+WEIGHTS = Step("weights", build_weights, tools=("torch", "numpy"))
+register(Format("pytorch", {"fp32": ("weights", WEIGHTS_FILE)}, TorchRunner, steps=(WEIGHTS,), in_matrix=False))

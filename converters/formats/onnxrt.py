@@ -1,0 +1,209 @@
+"""ONNX and onnxruntime. Steps: export with the legacy TorchScript exporter (dynamo=False, opset 17: about
+10x faster than dynamo, one deterministic file), then onnxruntime.quantization's static QDQ and dynamic
+int8; the runner is an onnxruntime CPU session with explicit thread counts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from converters.formats import CALIBRATION, Format, Step, register
+from converters.formats import pytorch
+
+ONNX_FILE = "model.onnx"
+FLOAT_SOURCE_FILE = "float_source.onnx"  # the float graph the quantizer saw (after quant_pre_process)
+REFERENCE_FILE = "reference.onnx"
+CALIBRATION_FILE = "calibration.npy"
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+TOOLS = ("torch", "onnx", "onnxruntime", "numpy")
+
+
+def export(params: dict, out_dir: Path) -> None:
+    import onnx
+    import torch
+
+    from models import Subject
+
+    deps = params["deps"]
+    net = pytorch.load(params["subject"], Path(deps["weights"]) / pytorch.WEIGHTS_FILE)
+    dummy = torch.zeros(Subject.from_params(params["subject"]).arch().input.shape(1))
+    torch.onnx.export(net, (dummy,), str(out_dir / ONNX_FILE), dynamo=False, opset_version=OPSET,
+                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
+    onnx.checker.check_model(str(out_dir / ONNX_FILE))
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over an NCHW .npy file, one sample per batch."""
+
+    def __init__(self, path: Path):
+        self.data = np.load(path)
+        self.i = 0
+
+    def get_next(self):
+        if self.i >= len(self.data):
+            return None
+        self.i += 1
+        return {INPUT_NAME: self.data[self.i - 1:self.i]}
+
+    def rewind(self):
+        self.i = 0
+
+
+def _preprocessed(params: dict, out_dir: Path) -> Path:
+    """quant_pre_process's float graph, kept beside the quantized one: the simulated reference starts there."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = out_dir / FLOAT_SOURCE_FILE
+    quant_pre_process(str(Path(params["deps"]["onnx"]) / ONNX_FILE), str(pre))
+    return pre
+
+
+def quantize_static(params: dict, out_dir: Path) -> None:
+    """Static QDQ int8: per-channel s8 weights, u8 activations, reduce_range (measured the fastest and
+    most accurate combination on AVX2 without VNNI), MinMax calibration on the suite's calibration set."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static as qs
+
+    pre = _preprocessed(params, out_dir)
+    calibration = Path(params["deps"][CALIBRATION]) / CALIBRATION_FILE
+    qs(str(pre), str(out_dir / ONNX_FILE), _Calibration(calibration),
+       quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+       weight_type=QuantType.QInt8, reduce_range=True, calibrate_method=CalibrationMethod.MinMax)
+
+
+def quantize_dynamic(params: dict, out_dir: Path) -> None:
+    """Dynamic-range int8: weights quantized offline, activations quantized per call."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic as qd
+
+    pre = _preprocessed(params, out_dir)
+    qd(str(pre), str(out_dir / ONNX_FILE), weight_type=QuantType.QInt8)
+
+
+def _fake_quant(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int, dtype) -> np.ndarray:
+    """Quantize then dequantize `x` as onnxruntime does: round half to even, saturate to `dtype`."""
+    shape = [1] * x.ndim
+    if np.ndim(scale) and np.size(scale) > 1:
+        shape[axis] = -1
+    s, z = np.reshape(scale, shape).astype(np.float64), np.reshape(zero_point, shape).astype(np.float64)
+    info = np.iinfo(dtype)
+    q = np.clip(np.rint(x.astype(np.float64) / s) + z, info.min, info.max)
+    return ((q - z) * s).astype(np.float32)
+
+
+def simulate(params: dict, out_dir: Path) -> None:
+    """The simulated-quantization reference of a quantized ONNX artifact: its float source graph with every
+    weight fake-quantized by the artifact's own scales and zero points (float weights in, so a wrong scale or
+    zero point shows), and a QuantizeLinear/DequantizeLinear pair on every activation the artifact quantizes
+    statically. Run in float with graph optimizations off it computes what the artifact should; dynamic
+    activation quantization (computed per call) is not simulated."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    entry = Path(params["deps"][params["options"]["of"]])
+    model, source = onnx.load(str(entry / ONNX_FILE)), onnx.load(str(entry / FLOAT_SOURCE_FILE))
+    inits = {i.name: i for i in model.graph.initializer}
+    axes = {n.input[0]: next((a.i for a in n.attribute if a.name == "axis"), 1)
+            for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    float_inits = {i.name: i for i in source.graph.initializer}
+    for name, init in inits.items():
+        base = name.removesuffix("_quantized")
+        if base == name or base not in float_inits:
+            continue
+        scale = inits.get(f"{base}_scale") or inits.get(f"{name}_scale")
+        zero = inits.get(f"{base}_zero_point") or inits.get(f"{name}_zero_point")
+        dtype = numpy_helper.to_array(init).dtype
+        faked = _fake_quant(numpy_helper.to_array(float_inits[base]), numpy_helper.to_array(scale),
+                            numpy_helper.to_array(zero), axes.get(name, 0), dtype)
+        float_inits[base].CopyFrom(numpy_helper.from_array(faked, base))
+    graph, outputs, done = source.graph, {o.name for o in source.graph.output}, set()
+    produced = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+    for node in [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]:
+        # the quantizer renames a quantized graph output's producer tensor <output>_QuantizeLinear_Input
+        tensor, scale, zero = node.input[0].removesuffix("_QuantizeLinear_Input"), inits[node.input[1]], inits[node.input[2]]
+        if tensor in done or tensor not in produced:  # not a tensor of the float graph: nothing to simulate
+            continue
+        done.add(tensor)
+        quantized, restored = f"{tensor}_sim_q", f"{tensor}_sim_dq"
+        graph.initializer.extend([numpy_helper.from_array(numpy_helper.to_array(scale), f"{tensor}_sim_scale"),
+                                  numpy_helper.from_array(numpy_helper.to_array(zero), f"{tensor}_sim_zero")])
+        for consumer in graph.node:
+            consumer.input[:] = [restored if i == tensor else i for i in consumer.input]
+        graph.node.append(helper.make_node("QuantizeLinear", [tensor, f"{tensor}_sim_scale", f"{tensor}_sim_zero"],
+                                           [quantized]))
+        graph.node.append(helper.make_node("DequantizeLinear", [quantized, f"{tensor}_sim_scale",
+                                                                f"{tensor}_sim_zero"], [restored]))
+        if tensor in outputs:  # keep the graph's output name on the simulated value
+            for o in graph.output:
+                if o.name == tensor:
+                    o.name = restored
+    onnx.save(_sorted(source), str(out_dir / REFERENCE_FILE))
+
+
+def _sorted(model):
+    """The graph's nodes in topological order (appended Q/DQ pairs move next to their producers)."""
+    graph = model.graph
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        progress = [n for n in pending if all(i in ready for i in n.input)]
+        if not progress:
+            raise ValueError("the simulated graph has a cycle or a dangling input")
+        for n in progress:
+            ordered.append(n)
+            ready.update(n.output)
+        pending = [n for n in pending if n not in progress]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    return model
+
+
+def reference_runner(path: Path, subject_params: dict | None = None, threads: int = 1, optimized: bool = True):
+    """Runs a simulated reference: float kernels, every graph rewrite off (no QDQ fusion)."""
+    import onnxruntime as ort
+
+    return OrtRunner(path, subject_params, threads, level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+
+
+class OrtRunner:
+    """onnxruntime CPU session; `invoke` (session.run) is the only timed call. optimized=False keeps only
+    basic graph rewrites (no NCHWc layout kernels): a genuine slowdown, measured 2.5x on MobileNetV2."""
+
+    def __init__(self, path: Path, subject_params: dict | None = None, threads: int = 1, optimized: bool = True,
+                 level=None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if level is not None:
+            options.graph_optimization_level = level
+        elif not optimized:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.threads = threads
+        self._feed = self._y = None
+
+    def set_input(self, x: np.ndarray) -> None:
+        self._feed = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
+
+    def invoke(self) -> None:
+        self._y = self.session.run(None, self._feed)[0]
+
+    def get_output(self) -> np.ndarray:
+        return self._y
+
+
+EXPORT = Step("onnx", export, needs=("weights",), tools=TOOLS, options={"opset": OPSET})
+STATIC = Step("onnx_int8", quantize_static, needs=("onnx", CALIBRATION), tools=TOOLS)
+DYNAMIC = Step("onnx_dynamic_int8", quantize_dynamic, needs=("onnx",), tools=TOOLS)
+SIM_STATIC = Step("onnx_int8_reference", simulate, needs=("onnx_int8",), tools=TOOLS, options={"of": "onnx_int8"})
+SIM_DYNAMIC = Step("onnx_dynamic_int8_reference", simulate, needs=("onnx_dynamic_int8",), tools=TOOLS,
+                   options={"of": "onnx_dynamic_int8"})
+register(Format("onnx", {"fp32": ("onnx", ONNX_FILE), "int8": ("onnx_int8", ONNX_FILE),
+                         "dynamic_int8": ("onnx_dynamic_int8", ONNX_FILE)},
+                OrtRunner, steps=(EXPORT, STATIC, DYNAMIC, SIM_STATIC, SIM_DYNAMIC),
+                references={"int8": ("onnx_int8_reference", REFERENCE_FILE),
+                            "dynamic_int8": ("onnx_dynamic_int8_reference", REFERENCE_FILE)},
+                reference_runner=reference_runner))

@@ -1,0 +1,77 @@
+"""The run's matrix, built once per session and kept in `config.stash`: its subjects, its cases per test,
+the budgets and the known failures. Built only when a collected test asks for a matrix parameter, so a
+typo in budgets.toml stops matrix runs with a usage error and leaves the pure self-tests alone."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import options as opt
+
+MATRIX_KEY = pytest.StashKey["RunMatrix"]()
+
+
+@dataclass
+class RunMatrix:
+    natural: list  # models.Subject at their published configuration
+    trained: list  # digits-trained subjects (empty when a user folder replaces them)
+    accuracy: list  # subjects of the accuracy cases: the trained ones, or the user's folder subject
+    budgets: object  # compare.budgets.Budgets
+    known: object  # compare.known_failures.KnownFailures
+
+    def cases(self, subjects, latency: bool = False) -> list:
+        """subject x format x precision in sorted id order (every xdist worker must agree). Latency rows
+        include formats outside the parity matrix (PyTorch eager, the reference)."""
+        from converters import formats
+        from converters.pipeline import Case
+
+        out = [Case(s, f.name, p) for s in subjects for f in formats.formats() if f.in_matrix or latency
+               for p in f.precisions]
+        return sorted(out, key=lambda c: c.id)
+
+
+def weight_overrides(config) -> dict[str, str]:
+    """MODEL -> checkpoint path, from the ini option and then the command line (which wins)."""
+    out = {}
+    for line in list(config.getini(opt.INI_WEIGHTS)) + list(config.getoption(opt.WEIGHTS)):
+        name, sep, path = line.partition("=")
+        if not sep or not path:
+            raise pytest.UsageError(f"{opt.WEIGHTS} expects MODEL=CHECKPOINT, got {line!r}")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def load(config) -> RunMatrix:
+    if MATRIX_KEY in config.stash:
+        return config.stash[MATRIX_KEY]
+    from compare.budgets import BudgetError, Budgets
+    from compare.known_failures import KnownFailureError, KnownFailures
+    from models import subjects
+
+    try:
+        natural = subjects.natural(weight_overrides(config))
+        trained = [] if config.getoption(opt.USER_DATA) else subjects.digits()
+        accuracy = trained or [subjects.user_folder(config.getoption(opt.USER_MODEL),
+                                                    config.getoption(opt.USER_DATA),
+                                                    config.getoption(opt.USER_CHECKPOINT))]
+        budgets = Budgets.load(config.getoption(opt.BUDGETS))
+        known = KnownFailures.load(config.getoption(opt.KNOWN_FAILURES))
+    except (BudgetError, KnownFailureError, subjects.SubjectError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    matrix = RunMatrix(natural, trained, accuracy, budgets, known)
+    ids = {"parity": [c.id for c in matrix.cases(natural)],
+           "accuracy": [c.id for c in matrix.cases(subjects.digits() + accuracy)]}
+    try:
+        budgets.validate_ids(ids)
+        known.validate_ids(ids)
+    except (BudgetError, KnownFailureError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[MATRIX_KEY] = matrix
+    return matrix
+
+
+def plugin_files(config) -> list[str]:
+    return [str(Path(p).expanduser().resolve())
+            for p in list(config.getini(opt.INI_FORMATS)) + list(config.getoption(opt.FORMATS_FROM))]

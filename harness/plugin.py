@@ -1,0 +1,128 @@
+"""The pytest plugin: options, markers, parametrization of the matrix and the collection rules. Fixtures
+live in harness.fixtures, result collection in harness.results; the domain (subjects, formats, budgets,
+verdicts, the report) lives in models/, converters/, compare/ and report/."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from harness import options as opt
+from harness.matrix import load as load_matrix, plugin_files
+
+MARKERS = {
+    "parity": "converted model vs stored PyTorch golden outputs",
+    "accuracy": "converted model's accuracy and parity on a labelled test split vs PyTorch's",
+    "drift": "live PyTorch vs the stored golden outputs",
+    "architecture": "parameter count and MACs vs the published figures",
+    "selftest": "tests of the harness itself",
+    "latency": "pytest-benchmark latency cases; a serial pass of their own: pytest -n 0 -m latency",
+    "slow": "heavy models (ResNet-50); CI's quick profile deselects them with -m 'not slow'",
+}
+
+
+def pytest_addoption(parser):
+    opt.add_options(parser)
+
+
+def pytest_configure(config):
+    from converters import formats
+    from converters.isolate import NETWORK_ENV, deny_network
+
+    if os.environ.get(NETWORK_ENV):  # the no-network self-test: conversion children inherit it too
+        deny_network()
+    try:
+        for path in plugin_files(config):
+            formats.load_file(path)
+    except (OSError, ValueError, ImportError) as exc:
+        raise pytest.UsageError(f"{opt.FORMATS_FROM}: {exc}") from None
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    for fmt in formats.formats():
+        config.addinivalue_line("markers", f"{fmt.name}: {fmt.name} cases")
+    if not getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # No workers, so nothing is distributed: say so, or pytest-benchmark (configured after this hook)
+        # sees addopts' --dist loadgroup and switches itself off.
+        config.option.dist = "no"
+    if not hasattr(config, "workerinput"):  # controller: one run id shared by every xdist worker
+        os.environ.setdefault(opt.ENV_RUN_ID, uuid.uuid4().hex)
+        _check_baseline(config)
+    from harness.results import ResultCollector
+
+    config.pluginmanager.register(ResultCollector(config), "convsuite-results")
+
+
+def _check_baseline(config) -> None:
+    baseline = config.getoption(opt.REPORT_BASELINE)
+    if not baseline:
+        return
+    from report.files import load_report
+
+    if not config.getoption(opt.REPORT_DIR):
+        raise pytest.UsageError(f"{opt.REPORT_BASELINE} compares into a report: add {opt.REPORT_DIR}=DIR")
+    try:
+        load_report(baseline)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{opt.REPORT_BASELINE}: {exc}") from None
+
+
+def _marks(case_or_subject, kind: str, fmt=None, group: str | None = None):
+    subject = getattr(case_or_subject, "subject", case_or_subject)
+    marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in subject.entry.marks]
+    if group:  # with --dist loadgroup, one worker converts a model while the others convert other models
+        marks.append(pytest.mark.xdist_group(group))
+    if fmt is not None:
+        marks.append(getattr(pytest.mark, fmt.name))
+        missing = fmt.missing_requirements()
+        if missing:
+            marks.append(pytest.mark.skip(reason=f"format {fmt.name} needs {', '.join(missing)}, not installed "
+                                                 f"here{': ' + fmt.install_hint if fmt.install_hint else ''}"))
+    return marks
+
+
+def _case_params(cases, kind: str, grouped: bool = True):
+    from converters import formats
+
+    return [pytest.param(c, id=c.id, marks=_marks(c, kind, formats.get(c.format), c.subject.id if grouped else None))
+            for c in cases]
+
+
+def pytest_generate_tests(metafunc):
+    names = metafunc.fixturenames
+    if not {"parity_case", "accuracy_case", "latency_case", "natural_subject", "trained_subject"} & set(names):
+        return
+    matrix = load_matrix(metafunc.config)
+    if "parity_case" in names:
+        metafunc.parametrize("parity_case", _case_params(matrix.cases(matrix.natural), "parity"))
+    if "accuracy_case" in names:
+        metafunc.parametrize("accuracy_case", _case_params(matrix.cases(matrix.accuracy), "accuracy"))
+    if "latency_case" in names:
+        metafunc.parametrize("latency_case", _case_params(matrix.cases(matrix.natural, latency=True), "latency",
+                                                          grouped=False))
+    for fixture, subjects in (("natural_subject", matrix.natural), ("trained_subject", matrix.trained)):
+        if fixture in names:
+            kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in MARKERS)
+            metafunc.parametrize(fixture, [pytest.param(s, id=s.id, marks=_marks(s, kind, group=s.id))
+                                           for s in subjects])
+
+
+def pytest_collection_modifyitems(config, items):
+    """Latency cases need pytest-benchmark, which switches itself off under xdist: skip them there, with the
+    command that runs them, instead of timing nothing."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.disabled:
+        return
+    skip = pytest.mark.skip(reason="latency runs in its own serial pass (pytest-benchmark is off under xdist "
+                                   "and --benchmark-disable): pytest -n 0 -m latency")
+    for item in items:
+        if item.get_closest_marker("latency"):
+            item.add_marker(skip)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Tool versions, thread count and CPU flags in every saved benchmark: pytest-benchmark warns when a
+    comparison's machine_info differs, so another toolchain or machine is visible as such."""
+    from converters.latency import machine_info as convsuite_machine_info
+
+    machine_info["convsuite"] = convsuite_machine_info(config.getoption(opt.LATENCY_THREADS))

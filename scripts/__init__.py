@@ -1,0 +1,1 @@
+"""Maintenance scripts: derive_budgets (budgets and known-failure ranges from measurements)."""

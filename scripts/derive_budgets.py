@@ -1,0 +1,340 @@
+"""Derive every budget, and every known failure's pinned range, from measured distributions.
+
+    python -m scripts.derive_budgets collect LABEL=REPORT.json [LABEL=REPORT.json ...]
+        keep the parity and accuracy measurements of matrix runs (one per CPU configuration, e.g.
+        native=reports/native/report.json avx2=reports/avx2/report.json) in golden/budget_measurements.json
+    python -m scripts.derive_budgets derive [--check]
+        write budgets.toml and the `pinned` ranges of known_failures.toml from those measurements; with
+        --check, only say whether the files are what the measurements give (a self-test runs this)
+
+The rules, per suite (parity, reference, trained), precision and metric, in error space (1 - cosine,
+1 - top-1 agreement, noise-to-signal power 10^(-SNR/10), max abs error):
+
+  clean    every measured case of that suite and precision, on every CPU configuration, except held-out
+           models (registry `held_out`) and declared known failures
+  ceiling  the larger of twice the worst clean error (a conversion twice as noisy as the worst correct one
+           fails: 3 dB in SNR) and the 3-sigma tolerance bound of log10(error) across the clean cases (a new
+           model from the same population exceeds it with about 0.1 % probability), and never tighter than
+           float32 round-off across CPUs and runtimes (ALLOWANCE)
+  broken   every natural model's golden outputs turned input-independent (each sample gets the mean output)
+           or stale (each sample gets the previous sample's output), and the same on the trained models'
+           PyTorch outputs: every budget must fail every broken reference with at least 2x margin in SNR dB
+           (the floor in dB at least twice the best broken reference's); derivation stops if not
+
+  accuracy the drop ceiling is the larger of twice the worst clean drop and the worst clean drop plus two
+           standard deviations of a paired difference (100 sqrt(lost + gained) / n points), at least one image
+  pinned   a known failure's floor is its own worst measurement with the same doubling (3 dB); it must still
+           fail the broken references by 2x, or it would absorb a collapse
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+MEASUREMENTS = ROOT / "golden" / "budget_measurements.json"
+BUDGETS = ROOT / "budgets.toml"
+KNOWN = ROOT / "known_failures.toml"
+SUITES = ("parity", "reference", "trained")
+METRICS = {  # budget key: (metric, error(value), value(error))
+    "min_cosine_mean": ("cosine_mean", lambda v: 1 - v, lambda e: 1 - e),
+    "min_cosine_worst": ("cosine_worst", lambda v: 1 - v, lambda e: 1 - e),
+    "min_top1_agreement": ("top1_agreement", lambda v: 1 - v, lambda e: 1 - e),
+    "min_snr_db": ("snr_db", lambda v: 10 ** (-v / 10), lambda e: -10 * math.log10(e)),
+}
+# float32 round-off across CPUs and runtimes: no ceiling is tighter than this error (binds for fp32 only)
+ALLOWANCE = {"min_cosine_mean": 1e-6, "min_cosine_worst": 1e-6, "min_top1_agreement": 0.0,
+             "min_snr_db": 1e-8, "max_abs_error": 1e-3}
+FIXED = {  # stated, not measured: live PyTorch vs its own golden on another CPU is float round-off only
+    "drift": {"min_cosine_worst": 0.99999, "max_abs_error": 1e-3},
+}
+BROKEN_MARGIN = 2.0
+
+
+def log(line: str = "") -> None:
+    print(line, file=sys.stderr)
+
+
+# --- collect ------------------------------------------------------------------------------------------------
+
+def collect(labelled_reports: list[str]) -> None:
+    rows = []
+    for item in labelled_reports:
+        label, _, path = item.partition("=")
+        if not path:
+            raise SystemExit(f"expected LABEL=REPORT.json, got {item!r}")
+        env = json.loads(Path(path).read_text())["environment"]
+        for r in json.loads(Path(path).read_text())["results"]:
+            if r.get("kind") not in ("parity", "accuracy") or r.get("error"):
+                continue
+            keep = {k: r[k] for k in ("case", "kind", "arch", "population", "format", "precision", "metrics",
+                                      "reference_metrics", "accuracy_drop", "lost", "gained", "images",
+                                      "reference_accuracy") if r.get(k) is not None}
+            rows.append({**keep, "run": label, "cpu": env.get("cpu", ""), "tools": env.get("tools", {})})
+    MEASUREMENTS.write_text(json.dumps(rows, indent=0, sort_keys=True) + "\n")
+    log(f"{len(rows)} measurements from {len(labelled_reports)} runs -> {MEASUREMENTS.relative_to(ROOT)}")
+
+
+# --- broken references ----------------------------------------------------------------------------------------
+
+def broken_outputs(outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs that ignore their input (the mean output for every sample) or lag by one (stale)."""
+    return {"input-independent": np.repeat(outputs.mean(0, keepdims=True), len(outputs), 0),
+            "stale": np.roll(outputs, 1, axis=0)}
+
+
+def broken_references(population: str) -> dict[str, dict]:
+    """model -> {broken kind: metrics} on the population's reference outputs: golden files for natural
+    models, PyTorch on the labelled test split (through the artifact cache) for trained ones."""
+    from compare.metrics import parity_metrics
+
+    out = {}
+    for name, reference in reference_outputs(population).items():
+        out[name] = {kind: parity_metrics(reference, broken) for kind, broken in broken_outputs(reference).items()}
+    return out
+
+
+def reference_outputs(population: str) -> dict[str, np.ndarray]:
+    if population == "natural":
+        return {p.stem: np.load(p)["logits"] for p in sorted((ROOT / "golden").glob("*.npz"))}
+    from converters.cache import ArtifactCache
+    from converters.pipeline import Pipeline
+    from models import datasets, subjects
+
+    pipeline = Pipeline(ArtifactCache(ROOT / ".convsuite-cache"))
+    return {s.id: pipeline.reference_outputs(s, datasets.labelled(s, "test")[0]) for s in subjects.digits()}
+
+
+# --- derive -----------------------------------------------------------------------------------------------------
+
+def ceiling(errors: list[float], allowance: float) -> tuple[float, str]:
+    worst = max(errors)
+    doubled = 2 * worst
+    logs = np.log10(np.maximum(errors, 1e-300))
+    bound = float(10 ** (logs.mean() + 3 * logs.std())) if len(errors) > 2 else 0.0
+    chosen = max(doubled, bound, allowance)
+    why = "2x worst" if chosen == doubled else "3-sigma bound" if chosen == bound else "float32 allowance"
+    return chosen, why
+
+
+def held_out_models() -> set[str]:
+    from models.registry import get, names
+
+    return {n for n in names() if get(n).held_out}
+
+
+def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, list[str]]:
+    """{table: {key: value}} and the comment lines that explain each table."""
+    import fnmatch
+
+    held = held_out_models()
+
+    def is_known(row) -> bool:
+        test = "parity" if row["kind"] == "parity" else "accuracy"
+        return any(k["test"] == test and fnmatch.fnmatchcase(row["case"], k["case"]) for k in known)
+
+    clean = [r for r in measurements if r["arch"] not in held and not is_known(r)]
+    values: dict = defaultdict(list)  # (suite, precision, key) -> [(error, case@run)]
+    drops: dict = defaultdict(list)
+    for r in clean:
+        sources = [("parity" if r["kind"] == "parity" else "trained", r.get("metrics", {})),
+                   ("reference", r.get("reference_metrics", {}))]
+        for suite, metrics in sources:
+            for key, (metric, error, _) in METRICS.items():
+                if metric in metrics and math.isfinite(metrics[metric]):
+                    values[(suite, r["precision"], key)].append((error(metrics[metric]), f"{r['case']}@{r['run']}"))
+            if r["precision"] == "fp32" and "max_abs_error" in metrics:
+                values[(suite, "fp32", "max_abs_error")].append((metrics["max_abs_error"], f"{r['case']}@{r['run']}"))
+        if r["kind"] == "accuracy" and r.get("accuracy_drop") is not None:
+            drops[r["precision"]].append(r)
+    tables: dict = defaultdict(dict)
+    notes: dict = defaultdict(list)
+    for (suite, precision, key), found in sorted(values.items()):
+        errors = [e for e, _ in found]
+        e, why = ceiling(errors, ALLOWANCE[key])
+        worst = max(found)
+        if key == "max_abs_error":
+            value = float(f"{e:.2g}")
+        else:
+            _, error, inverse = METRICS[key]
+            value = _round_down(inverse(e), key)
+        tables[f"{suite}.{precision}"][key] = value
+        notes[f"{suite}.{precision}"].append(
+            f"{key} = {value:g}: {why}; n={len(found)}, worst {_show(key, worst[0])} ({worst[1]})")
+    for precision, rows in sorted(drops.items()):
+        worst = max(rows, key=lambda r: r["accuracy_drop"])
+        n = worst["images"]
+        sd = 100 * math.sqrt(worst["lost"] + worst["gained"]) / n
+        value = max(2 * worst["accuracy_drop"], worst["accuracy_drop"] + 2 * sd, 100 / n)
+        value = math.ceil(value * 4) / 4  # quarter points (one image in 400)
+        tables[f"accuracy.{precision}"]["max_accuracy_drop"] = value
+        notes[f"accuracy.{precision}"].append(
+            f"max_accuracy_drop = {value:g}: worst {worst['accuracy_drop']:+.2f} pt ({worst['case']}@{worst['run']}, "
+            f"-{worst['lost']}/+{worst['gained']} of {n}); n={len(rows)}")
+    trained = [r for r in clean if r["kind"] == "accuracy" and r["precision"] == "fp32"]
+    accuracies = [r["reference_accuracy"] for r in trained if r.get("reference_accuracy") is not None]
+    if accuracies:
+        worst = min(accuracies)
+        tables["training"]["min_accuracy"] = math.floor(worst - max(1.0, 2 * 100 * math.sqrt(
+            worst / 100 * (1 - worst / 100) / 400))) * 1.0
+        notes["training"].append(f"min_accuracy = {tables['training']['min_accuracy']:g}: worst trained model "
+                                 f"{worst:.2f} % minus two binomial sd of 400 images (at least 1 pt)")
+    for name, limits in FIXED.items():
+        tables[name] = dict(limits)
+        notes[name].append("stated: float round-off of live PyTorch on another CPU, not a measured spread")
+    return dict(tables), notes
+
+
+def _round_down(value: float, key: str) -> float:
+    """Round a floor down (more lenient) to a readable number of digits."""
+    if key == "min_snr_db":
+        return math.floor(value * 10) / 10
+    digits = max(2, -math.floor(math.log10(max(1 - value, 1e-12))) + 1)
+    return math.floor(value * 10 ** digits) / 10 ** digits
+
+
+def _show(key: str, error: float) -> str:
+    if key == "min_snr_db":
+        return f"{-10 * math.log10(error):.1f} dB"
+    if key == "max_abs_error":
+        return f"{error:.3g}"
+    return f"{1 - error:.6g}"
+
+
+def check_broken(tables: dict, pinned: dict) -> list[str]:
+    """Every quantized budget and pinned range must fail every broken reference by 2x in SNR dB."""
+    problems, lines = [], []
+    for population, suite in (("natural", "parity"), ("digits", "trained")):
+        try:
+            broken = broken_references(population)
+        except Exception as exc:  # noqa: BLE001 - the trained outputs need a warm cache
+            lines.append(f"{suite}: broken references not computed ({exc})")
+            continue
+        best = max((m["snr_db"], f"{name} {kind}") for name, kinds in broken.items() for kind, m in kinds.items())
+        lines.append(f"{suite}: best broken reference SNR {best[0]:.2f} dB ({best[1]})")
+        floors = [(t, v["min_snr_db"]) for t, v in tables.items() if t.startswith(suite + ".") and "min_snr_db" in v]
+        floors += [(f"pinned {case}", v) for case, (s, v) in pinned.items() if s == suite]
+        for table, floor in floors:
+            if floor < BROKEN_MARGIN * max(best[0], 0.0) or floor <= best[0]:
+                problems.append(f"[{table}] min_snr_db {floor} is not 2x above the best broken reference "
+                                f"({best[0]:.2f} dB, {best[1]})")
+            else:
+                lines.append(f"  [{table}] {floor} dB: x{floor / max(best[0], 1e-9):.1f} the best broken reference")
+    return problems + lines if problems else lines
+
+
+def pins(measurements: list[dict], known: list[dict]) -> dict:
+    """case pattern -> {suite: {key: floor}} for every known failure, from its own worst measurement."""
+    import fnmatch
+
+    out = {}
+    for entry in known:
+        test = entry["test"]
+        mine = [r for r in measurements if (r["kind"] == "parity") == (test == "parity")
+                and fnmatch.fnmatchcase(r["case"], entry["case"])]
+        if not mine:
+            raise SystemExit(f"known failure {entry['case']} ({test}) has no measurement; run the matrix first")
+        pinned: dict = defaultdict(dict)
+        for suite_of, field in (("parity" if test == "parity" else "trained", "metrics"), ("reference", "reference_metrics")):
+            for key in ("min_snr_db", "min_cosine_mean"):
+                metric, error, inverse = METRICS[key]
+                found = [error(r[field][metric]) for r in mine if metric in r.get(field, {})
+                         and math.isfinite(r[field][metric])]
+                if found:
+                    pinned[suite_of][key] = _round_down(inverse(2 * max(found)), key)
+        if test == "accuracy":
+            worst = max(r["accuracy_drop"] for r in mine)
+            pinned["accuracy"]["max_accuracy_drop"] = math.ceil(max(2 * worst, worst + 1) * 4) / 4
+        out[entry["case"]] = dict(pinned)
+    return out
+
+
+def render_budgets(tables: dict, notes: dict, broken_lines: list[str]) -> str:
+    head = ["# Budgets: the only place thresholds live. WRITTEN BY `python -m scripts.derive_budgets derive` from",
+            "# golden/budget_measurements.json; edit the measurements or the rules (the script's docstring), never",
+            "# the numbers. Suites: parity (vs golden), reference (vs the simulated quantization of the same",
+            "# artifact), trained (a trained model vs PyTorch on its labelled split), accuracy (the drop there).",
+            "#", "# Broken references (every budget must fail them by 2x in SNR dB):"]
+    head += [f"#   {line}" for line in broken_lines]
+    out = head + [""]
+    order = ["drift", "training"] + sorted(t for t in tables if t not in ("drift", "training"))
+    for table in order:
+        out += [f"# {line}" for line in notes.get(table, [])]
+        out.append(f"[{table}]")
+        out += [f"{key} = {_toml(value)}" for key, value in sorted(tables[table].items())]
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml(value: float) -> str:
+    return repr(float(value)) if not float(value).is_integer() else f"{value:.1f}"
+
+
+def render_known(raw: str, pinned: dict) -> str:
+    """known_failures.toml with each entry's [known_failure.pinned.*] tables replaced."""
+    import re
+
+    parts = re.split(r"(?m)^(?=\[\[known_failure\]\])", raw)
+    out = [parts[0].rstrip() + "\n"]
+    for part in parts[1:]:
+        body = re.split(r"(?m)^\[known_failure\.pinned\.", part)[0].rstrip()
+        case = tomllib.loads(body)["known_failure"][0]["case"]
+        tables = "".join(f"\n[known_failure.pinned.{suite}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in sorted(keys.items()))
+                         for suite, keys in sorted(pinned[case].items()))
+        out.append("\n" + body + "\n" + tables)
+    return "".join(out)
+
+
+def derive(check: bool) -> int:
+    measurements = json.loads(MEASUREMENTS.read_text())
+    raw_known = KNOWN.read_text()
+    known = tomllib.loads(raw_known).get("known_failure", [])
+    tables, notes = derive_tables(measurements, known)
+    pinned = pins(measurements, known)
+    flat = {case: (suite, v["min_snr_db"]) for case, suites in pinned.items() for suite, v in suites.items()
+            if "min_snr_db" in v and suite in ("parity", "trained")}
+    broken = check_broken(tables, flat)
+    failures = [line for line in broken if line.startswith("[")]
+    if failures:
+        log("cannot derive: a budget would not tell correct conversions from broken ones:")
+        for line in failures:
+            log("  " + line)
+        return 1
+    budgets_text, known_text = render_budgets(tables, notes, broken), render_known(raw_known, pinned)
+    if check:
+        stale = [p.name for p, text in ((BUDGETS, budgets_text), (KNOWN, known_text)) if p.read_text() != text]
+        if stale:
+            log(f"{', '.join(stale)} differ from what the measurements give: run `python -m scripts.derive_budgets "
+                f"derive` (and commit), never edit the numbers by hand")
+            return 1
+        log("budgets.toml and known_failures.toml are what the measurements give")
+        return 0
+    BUDGETS.write_text(budgets_text)
+    KNOWN.write_text(known_text)
+    log(budgets_text)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("collect", help="keep the measurements of matrix runs (LABEL=report.json ...)")
+    c.add_argument("reports", nargs="+")
+    d = sub.add_parser("derive", help="write budgets.toml and the known failures' pinned ranges")
+    d.add_argument("--check", action="store_true", help="only check that the files are up to date")
+    args = parser.parse_args(argv)
+    if args.command == "collect":
+        collect(args.reports)
+        return 0
+    return derive(args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
