@@ -23,6 +23,8 @@ BUDGET_KEYS = {
     "min_cosine_worst": "cosine_worst",
     "min_top1_agreement": "top1_agreement",
     "max_abs_error": "max_abs_error",
+    # the worst stored constant (weight, bias) against the float value it stands for, in its own grid steps
+    "max_constant_error_steps": "constant_error_steps",
     "min_snr_db": "snr_db",
     "max_accuracy_drop": "accuracy_drop",
     "min_accuracy": "accuracy",

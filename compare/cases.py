@@ -134,6 +134,7 @@ class ResultRow:
     outcome: str | None = None
     metrics: dict = field(default_factory=dict)
     reference_metrics: dict = field(default_factory=dict)
+    broken: dict = field(default_factory=dict)  # SNR dB of broken references against the same expected outputs
     accuracy: float | None = None
     reference_accuracy: float | None = None
     accuracy_drop: float | None = None
@@ -150,6 +151,7 @@ class ResultRow:
     peak_gflops: float | None = None
     bound_ms: float | None = None
     size_bytes: int | None = None
+    weights_sha256: str | None = None  # of the PyTorch weights this subject ran with (identical on every CPU?)
     error: str | None = None
     known_failure: str | None = None
     line: str | None = None

@@ -58,3 +58,15 @@ def parity_metrics(reference, actual) -> dict[str, float]:
 def accuracy(logits, labels) -> float:
     """Top-1 accuracy in percent."""
     return float(100.0 * np.mean(_as_2d(logits).argmax(axis=1) == np.asarray(labels)))
+
+
+def broken_outputs(outputs) -> dict:
+    """Outputs a broken pipeline would produce from the same expected outputs: every sample the mean output
+    (input-independent) or the previous sample's output (stale). A budget must fail both by a wide margin."""
+    outputs = np.asarray(outputs)
+    return {"input_independent": np.repeat(outputs.mean(0, keepdims=True), len(outputs), 0),
+            "stale": np.roll(outputs, 1, axis=0)}
+
+
+def broken_snr_db(expected) -> dict[str, float]:
+    return {kind: snr_db(expected, broken) for kind, broken in broken_outputs(expected).items()}

@@ -81,19 +81,32 @@ class Pipeline:
         fmt = formats.get(case.format)
         return fmt.runner(self.artifact(case), case.subject.to_params(), threads, optimized)
 
-    def simulated_runner(self, case: Case, threads: int = 1):
-        """A runner of the case's simulated-quantization reference, or None where its format has none."""
+    def simulated_reference(self, case: Case, threads: int = 1):
+        """(runner, static checks) of the case's simulated-quantization reference, or (None, {}) where its
+        format has none. The static checks (a .json beside the reference) hold metrics of the artifact's
+        quantized constants against the float model, e.g. constant_error_steps."""
         fmt = formats.get(case.format)
         if case.precision not in fmt.references:
-            return None
+            return None, {}
         step_name, relative = fmt.references[case.precision]
-        return fmt.reference_runner(self.entry(step_name, case.subject) / relative, case.subject.to_params(), threads)
+        path = self.entry(step_name, case.subject) / relative
+        checks = path.with_suffix(".json")
+        static = {k: v for k, v in json.loads(checks.read_text()).items() if isinstance(v, (int, float))} \
+            if checks.is_file() else {}
+        return fmt.reference_runner(path, case.subject.to_params(), threads), static
 
     def torch_model(self, subject):
         """The subject's PyTorch network with its built weights (trained once, if it is trained)."""
         from converters.formats import pytorch
 
         return pytorch.load(subject.to_params(), self.entry("weights", subject) / pytorch.WEIGHTS_FILE)
+
+    def weights_sha256(self, subject) -> str:
+        """sha256 of the subject's built weights file (from its cache manifest)."""
+        from converters.formats.pytorch import WEIGHTS_FILE
+
+        entry = self.entry("weights", subject)
+        return json.loads((entry / MANIFEST).read_text())["files"][WEIGHTS_FILE]["sha256"]
 
     def reference_outputs(self, subject, inputs: np.ndarray) -> np.ndarray:
         from converters.formats.pytorch import reference_outputs

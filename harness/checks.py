@@ -25,16 +25,28 @@ def settle(decision) -> None:
 
 
 def output_verdicts(case_id: str, precision: str, expected: np.ndarray, outputs: np.ndarray,
-                    reference: np.ndarray | None, budgets, suite: str) -> list:
+                    reference: np.ndarray | None, budgets, suite: str, static: dict | None = None) -> list:
     """The case's outputs against the expected ones (golden or PyTorch) with `suite`'s budget, and against
-    the simulated-quantization reference with the tight `reference` budget, where the format has one."""
-    from compare.verdict import judge_outputs
+    the simulated-quantization reference with the `reference` budget, where the format has one; `static`
+    adds the reference's checks of the artifact's stored constants (compare.budgets: constant_error_steps)."""
+    from compare.verdict import judge, judge_outputs
 
     verdicts = [judge_outputs(case_id, suite, expected, outputs, budgets.for_case(suite, case_id, precision))]
     if reference is not None and budgets.has("reference", precision):
-        verdicts.append(judge_outputs(case_id, "reference", reference, outputs,
-                                      budgets.for_case("reference", case_id, precision)))
+        budget = budgets.for_case("reference", case_id, precision)
+        verdict = judge_outputs(case_id, "reference", reference, outputs, budget)
+        if static and not verdict.problems:
+            verdict = judge(case_id, "reference", {**verdict.metrics, **static}, budget)
+        verdicts.append(verdict)
     return verdicts
+
+
+def simulated(pipeline, case, inputs: np.ndarray):
+    """The case's simulated-reference outputs on `inputs` and its static checks, or (None, {})."""
+    from converters import predict
+
+    runner, static = pipeline.simulated_reference(case)
+    return (predict(runner, inputs) if runner is not None else None), static
 
 
 def accuracy_metrics(expected_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> dict:

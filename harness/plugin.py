@@ -18,7 +18,8 @@ MARKERS = {
     "architecture": "parameter count and MACs vs the published figures",
     "selftest": "tests of the harness itself",
     "latency": "pytest-benchmark latency cases; a serial pass of their own: pytest -n 0 -m latency",
-    "slow": "heavy models (ResNet-50); CI's quick profile deselects them with -m 'not slow'",
+    "slow": "heavy models (ResNet-50): only in the full matrix (tox -e matrix)",
+    "extended": "models beyond CI's representative profile (tox -e tests deselects them; tox -e matrix runs them)",
 }
 
 

@@ -13,6 +13,7 @@ capability pinned by the build step's environment (DETERMINISTIC_ENV, set before
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -21,6 +22,13 @@ RECIPE = {"epochs": 12, "batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "shift": 
 DETERMINISTIC_ENV = {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "1",
                      "MKL_NUM_THREADS": "1"}
 TASKS = ("digits",)
+# Measurement only (scripts/derive_budgets.py): "native" trains with whatever kernels the CPU and oneDNN's
+# ONEDNN_MAX_CPU_ISA pick, to sample the weight sets other CPUs produce. Never set it in CI.
+KERNELS_ENV = "CONVSUITE_TRAINING_KERNELS"
+
+
+def pinned() -> bool:
+    return os.environ.get(KERNELS_ENV, "pinned") != "native"
 
 
 def identity(task: str) -> dict:
@@ -28,7 +36,8 @@ def identity(task: str) -> dict:
 
     if task not in TASKS:
         raise ValueError(f"unknown training task {task!r}; known: {', '.join(TASKS)}")
-    return {"recipe": RECIPE, "split": [digits.SPLIT_SEED, digits.SPLITS], "kernels": DETERMINISTIC_ENV}
+    kernels = DETERMINISTIC_ENV if pinned() else f"native ({os.environ.get('ONEDNN_MAX_CPU_ISA', 'any')} ISA)"
+    return {"recipe": RECIPE, "split": [digits.SPLIT_SEED, digits.SPLITS], "kernels": kernels}
 
 
 def _shifted(x: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndarray:
@@ -48,8 +57,9 @@ def train(net, arch, task: str = "digits", recipe: dict = RECIPE, log=print) -> 
 
     identity(task)
     torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
-    torch.backends.nnpack.set_flags(False)
+    if pinned():
+        torch.backends.mkldnn.enabled = False
+        torch.backends.nnpack.set_flags(False)
     torch.manual_seed(recipe["seed"])  # dropout masks
     torch.use_deterministic_algorithms(True)
     x_train, y_train = digits.split(arch.input, "train")

@@ -1,13 +1,16 @@
 """The model zoo: each architecture is a table plus a registration.
 
 Tables follow the reference definitions collected in shared/reference/architectures.md (source repo and
-file named in each entry). `Published` holds the figures the architecture test checks.
+file named in each entry). `Published` holds the figures the architecture test checks. Weights are real
+(EfficientNet-Lite0; torchvision's MobileNetV2, held out of budget derivation) or distilled from the real
+EfficientNet-Lite0 and shipped in models/checkpoints/ (models.distill). Models marked `extended` run in the
+full matrix (`tox -e matrix`) but not in CI's profile (`tox -e tests`); `slow` ones only in the full matrix.
 """
 from __future__ import annotations
 
 from models.builder import Architecture, InputSpec, TF_MINUS1_1
 from models.registry import PhotoClass, Published, register
-from models.weights import Checkpoint
+from models.weights import Checkpoint, Shipped
 
 CLASSIFIER_HEAD = (("pool",), ("dropout", 0.2), ("classifier",))
 
@@ -42,32 +45,37 @@ def mobilenet_v3(bnecks, last_conv: int, hidden: int, minimalistic: bool = False
     return Architecture(tuple(rows), head, bn_eps=1e-3, bn_momentum=0.01)
 
 
-@register(published=Published(5_483_032, 216.6, "torchvision mobilenetv3.py (5,483,032 / 0.217 G)"))
+@register(published=Published(5_483_032, 216.6, "torchvision mobilenetv3.py (5,483,032 / 0.217 G)"),
+          weights=Shipped("mobilenet_v3_large"), marks=("extended",))
 def mobilenet_v3_large():
     return mobilenet_v3(V3_LARGE, 960, 1280)
 
 
 @register(published=Published(2_542_856, 56.5, "torchvision mobilenetv3.py (2,542,856 / 0.057 G)",
                               note="TF slim README says 2.9 M / 66 M, which does not match a count of its "
-                                   "own spec; torchvision's figures are the exact target"))
+                                   "own spec; torchvision's figures are the exact target"),
+          weights=Shipped("mobilenet_v3_small"))
 def mobilenet_v3_small():
     return mobilenet_v3(V3_SMALL, 576, 1024)
 
 
-@register(published=Published(3_924_288, 209.1, "TF slim README (3.9 M / 209 M)"))
+@register(published=Published(3_924_288, 209.1, "TF slim README (3.9 M / 209 M)"),
+          weights=Shipped("mobilenet_v3_large_minimal"), marks=("extended",))
 def mobilenet_v3_large_minimal():
     return mobilenet_v3(V3_LARGE, 960, 1280, minimalistic=True)
 
 
 @register(published=Published(2_044_736, 52.3, "TF slim README (2.0 M / 65 M)",
                               note="README's 65 M MACs does not match a count of the TF spec (52.3 M), "
-                                   "the same discrepancy as MobileNetV3-Small's 66 M vs 56.5 M"))
+                                   "the same discrepancy as MobileNetV3-Small's 66 M vs 56.5 M"),
+          weights=Shipped("mobilenet_v3_small_minimal"))
 def mobilenet_v3_small_minimal():
     return mobilenet_v3(V3_SMALL, 576, 1024, minimalistic=True)
 
 
 # --- MobileNetV2 (torchvision mobilenetv2.py): (t, c, n, s) ------------------------------------------
-@register(published=Published(3_504_872, 300.8, "torchvision mobilenetv2.py (3,504,872 / 0.301 G)"))
+@register(published=Published(3_504_872, 300.8, "torchvision mobilenetv2.py (3,504,872 / 0.301 G)"),
+          weights=Shipped("mobilenet_v2"))
 def mobilenet_v2():
     rows = [("conv", 32, 2, 1, {"act": "relu6"})]
     for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -95,7 +103,8 @@ def mobilenet_v2_torchvision():
 # --- MobileNetV1 (keras-applications mobilenet.py; TF slim mobilenet_v1.md) --------------------------
 @register(published=Published(4_231_976, 568.7, "TF slim mobilenet_v1.md (4.24 M / 569 M)",
                               note="4.24 M in TF slim counts a 1001-class classifier; Keras' docstring "
-                                   "'529 M' mult-adds disagrees with slim's 569 M"))
+                                   "'529 M' mult-adds disagrees with slim's 569 M"),
+          weights=Shipped("mobilenet_v1"), marks=("extended",))
 def mobilenet_v1():
     rows = [("conv", 32, 2, 1, {"act": "relu6"})]
     for c, s, n in [(64, 1, 1), (128, 2, 1), (128, 1, 1), (256, 2, 1), (256, 1, 1), (512, 2, 1),
@@ -109,7 +118,8 @@ def mobilenet_v1():
 # --- FBNet-A (facebookresearch/mobile-vision fbnet_modeldef_cls_fbnet.py, entry "fbnet_a") ------------
 @register(published=Published(4_321_232, 244.5, "mobile_cv model_info_fbnet.json (4.27029 M / 244.53 M)",
                               note="mobile_cv counts conv/linear weights only (4,270,288 = 4.27029 M) and "
-                                   "pooling as ops (+0.07 M); PyTorch counts biases and BN affine too"))
+                                   "pooling as ops (+0.07 M); PyTorch counts biases and BN affine too"),
+          weights=Shipped("fbnet_a"))
 def fbnet_a():
     ir = {"bias": True, "act": "relu"}
     g2 = {**ir, "e": 1, "groups": 2, "shuffle": True}
@@ -135,7 +145,8 @@ def fbnet_a():
 # --- MobileNeXt 1.0 (yitu-opensource/MobileNeXt mnext.py): (t, c, n, s) -------------------------------
 @register(published=Published(3_535_416, 311.3, "MobileNeXt README (3.5 M / 300 M MAdds)",
                               note="a conv+linear count of the released mnext.py gives 311.3 M; no variant "
-                                   "of the file gives the README's rounded 300 M"))
+                                   "of the file gives the README's rounded 300 M"),
+          weights=Shipped("mobilenext"))
 def mobilenext():
     rows = [("conv", 32, 2, 1, {"act": "relu6"})]
     for t, c, n, s in [(2, 96, 1, 2), (6, 144, 1, 1), (6, 192, 3, 2), (6, 288, 3, 2), (6, 384, 4, 1),
@@ -180,12 +191,13 @@ def resnet(block: str, stages) -> Architecture:
     return Architecture(tuple(rows), (("pool",), ("classifier",)))
 
 
-@register(published=Published(11_689_512, 1814.1, "torchvision resnet18 weights meta (11,689,512 / 1.814 G)"))
+@register(published=Published(11_689_512, 1814.1, "torchvision resnet18 weights meta (11,689,512 / 1.814 G)"),
+          weights=Shipped("resnet18"), marks=("extended",))
 def resnet18():
     return resnet("basic", [(64, 1, 2), (128, 2, 2), (256, 2, 2), (512, 2, 2)])
 
 
 @register(published=Published(25_557_032, 4089.2, "torchvision resnet50 weights meta (25,557,032 / 4.089 G)"),
-          marks=("slow",))
+          weights=Shipped("resnet50"), marks=("slow",))
 def resnet50():
     return resnet("bottleneck", [(256, 1, 3), (512, 2, 4), (1024, 2, 6), (2048, 2, 3)])

@@ -1,5 +1,9 @@
 """Run-to-run scorecard: this run's result rows against a previous report.json. A change counts only
-beyond the noise of the measurement; verdict changes always count."""
+beyond the noise of the measurement; verdict changes and different weights always count.
+
+    python -m report.diff OLD/report.json NEW/report.json   # e.g. two CI runners, two CPUs; exit 1 on any
+                                                            # verdict change or weights difference
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ class Scorecard:
     new_cases: list[str]
     gone_cases: list[str]
     caveats: list[str]  # why a comparison may be apples to oranges (other tools, threads)
+    weights: list[str] = None  # subjects whose weights differ (another CPU trained them differently)
 
 
 def compare(old: dict, new_rows: list, new_env: dict, baseline: str) -> Scorecard:
@@ -55,6 +60,9 @@ def compare(old: dict, new_rows: list, new_env: dict, baseline: str) -> Scorecar
         new_cases=[f"{k} {c}" for k, c in sorted(new.keys() - old_rows.keys())],
         gone_cases=[f"{k} {c}" for k, c in sorted(old_rows.keys() - new.keys())],
         caveats=_caveats(old.get("environment", {}), new_env, old_rows, new),
+        weights=sorted({f"{n.subject}: {o.weights_sha256[:12]} -> {n.weights_sha256[:12]}"
+                        for key, n in new.items() if (o := old_rows.get(key)) is not None
+                        and o.weights_sha256 and n.weights_sha256 and o.weights_sha256 != n.weights_sha256}),
     )
 
 
@@ -108,6 +116,8 @@ def blocks(card: Scorecard) -> list:
             out += [Heading(3, title), Table(["test", "case", "metric", "before", "now"],
                                              [[TableCell([str(v)]) for v in (c.kind, c.case, c.metric, _num(c.old),
                                                                              _num(c.new))] for c in changes])]
+    if card.weights:
+        out.append(Paragraph("Different weights: " + "; ".join(card.weights) + "."))
     if card.new_cases:
         out.append(Paragraph(f"New cases: {len(card.new_cases)}."))
     if card.gone_cases:
@@ -118,3 +128,29 @@ def blocks(card: Scorecard) -> list:
 
 def _num(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    from report.files import load_report
+
+    parser = argparse.ArgumentParser(description="compare two report.json files: verdicts, metrics beyond "
+                                                 "noise, weights (exit 1 on a verdict change or other weights)")
+    parser.add_argument("old")
+    parser.add_argument("new")
+    args = parser.parse_args(argv)
+    old, new = load_report(args.old), load_report(args.new)
+    card = compare(old, new["results"], new["environment"], args.old)
+    verdicts = [c for c in card.regressed + card.improved if c.metric == "verdict"]
+    both = {(r.kind, r.case) for r in old["results"]} & {(r.kind, r.case) for r in new["results"]}
+    print(f"{len(both)} results in both; {len(verdicts)} verdict changes; {len(card.regressed)} regressed and "
+          f"{len(card.improved)} improved beyond noise; {len(card.weights)} subjects with different weights")
+    for line in [c.line() for c in card.regressed + card.improved] + card.weights + card.caveats:
+        print("  " + line)
+    return 1 if verdicts or card.weights else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,8 +18,9 @@ The rules, per suite (parity, reference, trained), precision and metric, in erro
            float32 round-off across CPUs and runtimes (ALLOWANCE)
   broken   every natural model's golden outputs turned input-independent (each sample gets the mean output)
            or stale (each sample gets the previous sample's output), and the same on the trained models'
-           PyTorch outputs: every budget must fail every broken reference with at least 2x margin in SNR dB
-           (the floor in dB at least twice the best broken reference's); derivation stops if not
+           PyTorch outputs (compare.metrics.broken_outputs; each measured row records their SNR): every budget
+           must fail every broken reference with at least 2x margin in SNR dB (the floor in dB at least twice
+           the best broken reference's); derivation stops if not
 
   accuracy the drop ceiling is the larger of twice the worst clean drop and the worst clean drop plus two
            standard deviations of a paired difference (100 sqrt(lost + gained) / n points), at least one image
@@ -75,8 +76,8 @@ def collect(labelled_reports: list[str]) -> None:
             if r.get("kind") not in ("parity", "accuracy") or r.get("error"):
                 continue
             keep = {k: r[k] for k in ("case", "kind", "arch", "population", "format", "precision", "metrics",
-                                      "reference_metrics", "accuracy_drop", "lost", "gained", "images",
-                                      "reference_accuracy") if r.get(k) is not None}
+                                      "reference_metrics", "broken", "accuracy_drop", "lost", "gained", "images",
+                                      "reference_accuracy", "outcome") if r.get(k) is not None}
             rows.append({**keep, "run": label, "cpu": env.get("cpu", ""), "tools": env.get("tools", {})})
     MEASUREMENTS.write_text(json.dumps(rows, indent=0, sort_keys=True) + "\n")
     log(f"{len(rows)} measurements from {len(labelled_reports)} runs -> {MEASUREMENTS.relative_to(ROOT)}")
@@ -84,32 +85,16 @@ def collect(labelled_reports: list[str]) -> None:
 
 # --- broken references ----------------------------------------------------------------------------------------
 
-def broken_outputs(outputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Outputs that ignore their input (the mean output for every sample) or lag by one (stale)."""
-    return {"input-independent": np.repeat(outputs.mean(0, keepdims=True), len(outputs), 0),
-            "stale": np.roll(outputs, 1, axis=0)}
-
-
-def broken_references(population: str) -> dict[str, dict]:
-    """model -> {broken kind: metrics} on the population's reference outputs: golden files for natural
-    models, PyTorch on the labelled test split (through the artifact cache) for trained ones."""
-    from compare.metrics import parity_metrics
-
-    out = {}
-    for name, reference in reference_outputs(population).items():
-        out[name] = {kind: parity_metrics(reference, broken) for kind, broken in broken_outputs(reference).items()}
-    return out
-
-
-def reference_outputs(population: str) -> dict[str, np.ndarray]:
-    if population == "natural":
-        return {p.stem: np.load(p)["logits"] for p in sorted((ROOT / "golden").glob("*.npz"))}
-    from converters.cache import ArtifactCache
-    from converters.pipeline import Pipeline
-    from models import datasets, subjects
-
-    pipeline = Pipeline(ArtifactCache(ROOT / ".convsuite-cache"))
-    return {s.id: pipeline.reference_outputs(s, datasets.labelled(s, "test")[0]) for s in subjects.digits()}
+def best_broken(measurements: list[dict], suite: str) -> tuple[float, str]:
+    """The broken reference closest to passing (highest SNR) over every measured case of a suite: the
+    golden outputs (parity) or PyTorch's outputs on the labelled split (trained), input-independent or stale.
+    compare.metrics.broken_outputs makes them; every parity and accuracy row records their SNR."""
+    kind = "parity" if suite == "parity" else "accuracy"
+    found = [(snr, f"{r['case'].rsplit('-', 2)[0]} {name}") for r in measurements if r["kind"] == kind
+             for name, snr in r.get("broken", {}).items()]
+    if not found:
+        raise SystemExit(f"no broken-reference measurements for {suite}: collect a run of this version first")
+    return max(found)
 
 
 # --- derive -----------------------------------------------------------------------------------------------------
@@ -208,16 +193,11 @@ def _show(key: str, error: float) -> str:
     return f"{1 - error:.6g}"
 
 
-def check_broken(tables: dict, pinned: dict) -> list[str]:
+def check_broken(measurements: list[dict], tables: dict, pinned: dict) -> list[str]:
     """Every quantized budget and pinned range must fail every broken reference by 2x in SNR dB."""
     problems, lines = [], []
-    for population, suite in (("natural", "parity"), ("digits", "trained")):
-        try:
-            broken = broken_references(population)
-        except Exception as exc:  # noqa: BLE001 - the trained outputs need a warm cache
-            lines.append(f"{suite}: broken references not computed ({exc})")
-            continue
-        best = max((m["snr_db"], f"{name} {kind}") for name, kinds in broken.items() for kind, m in kinds.items())
+    for suite in ("parity", "trained"):
+        best = best_broken(measurements, suite)
         lines.append(f"{suite}: best broken reference SNR {best[0]:.2f} dB ({best[1]})")
         floors = [(t, v["min_snr_db"]) for t, v in tables.items() if t.startswith(suite + ".") and "min_snr_db" in v]
         floors += [(f"pinned {case}", v) for case, (s, v) in pinned.items() if s == suite]
@@ -300,7 +280,7 @@ def derive(check: bool) -> int:
     pinned = pins(measurements, known)
     flat = {case: (suite, v["min_snr_db"]) for case, suites in pinned.items() for suite, v in suites.items()
             if "min_snr_db" in v and suite in ("parity", "trained")}
-    broken = check_broken(tables, flat)
+    broken = check_broken(measurements, tables, flat)
     failures = [line for line in broken if line.startswith("[")]
     if failures:
         log("cannot derive: a budget would not tell correct conversions from broken ones:")

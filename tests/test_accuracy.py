@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from compare.metrics import broken_snr_db
 from compare.verdict import decide, judge
 from converters import predict
-from harness.checks import accuracy_metrics, output_verdicts, row_for, settle
+from harness.checks import accuracy_metrics, output_verdicts, row_for, settle, simulated
 from models import datasets
 
 
@@ -18,6 +19,7 @@ def test_trained_model_reaches_floor(trained_subject, pipeline, budgets, record_
     with conversion(row):
         logits = pipeline.reference_outputs(trained_subject, x)
     row.accuracy = accuracy_metrics(logits, logits, y)["accuracy"]
+    row.weights_sha256 = pipeline.weights_sha256(trained_subject)
     record_result(row)
     settle(decide(row.case, [judge(f"{row.case} (trained, PyTorch)", "training", {"accuracy": row.accuracy},
                                    budgets.table("training"))]))
@@ -30,17 +32,18 @@ def test_accuracy(accuracy_case, pipeline, budgets, known_failures, record_resul
     with conversion(row):
         expected = pipeline.reference_outputs(case.subject, x)
         outputs = predict(pipeline.runner(case, threads=1), x)
-        simulated = pipeline.simulated_runner(case)
-        reference = predict(simulated, x) if simulated is not None else None
+        reference, static = simulated(pipeline, case, x)
     counts = accuracy_metrics(expected, outputs, y)
     for name, value in counts.items():
         setattr(row, name, value)
-    verdicts = output_verdicts(case.id, case.precision, expected, outputs, reference, budgets, "trained")
+    verdicts = output_verdicts(case.id, case.precision, expected, outputs, reference, budgets, "trained",
+                               static)
     verdicts.insert(0, judge(case.id, "accuracy", counts, budgets.for_case("accuracy", case.id, case.precision)))
     verdicts[0].note = (f"accuracy: PyTorch {row.reference_accuracy:.2f} %, {case.format}-{case.precision} "
                         f"{row.accuracy:.2f} % on {row.images} labelled test images ({case.subject.data}): "
                         f"{row.lost} right in PyTorch and wrong after conversion, {row.gained} the reverse")
     row.metrics = verdicts[1].metrics
+    row.broken = broken_snr_db(expected)
     row.reference_metrics = verdicts[2].metrics if len(verdicts) > 2 else {}
     record_result(row)
     settle(decide(case.id, verdicts, known_failures.lookup(case.id, "accuracy")))

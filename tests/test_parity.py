@@ -3,9 +3,10 @@ and its quantization cost), and each quantized artifact against its simulated-qu
 conversion's own error)."""
 from __future__ import annotations
 
+from compare.metrics import broken_snr_db
 from compare.verdict import decide
 from converters import predict
-from harness.checks import output_verdicts, row_for, settle
+from harness.checks import output_verdicts, row_for, settle, simulated
 from models import datasets
 
 
@@ -16,11 +17,12 @@ def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, re
     inputs = datasets.parity_inputs(case.subject)
     with conversion(row):
         outputs = predict(pipeline.runner(case, threads=1), inputs)
-        simulated = pipeline.simulated_runner(case)
-        reference = predict(simulated, inputs) if simulated is not None else None
+        reference, static = simulated(pipeline, case, inputs)
         row.size_bytes = pipeline.artifact(case).stat().st_size
-    verdicts = output_verdicts(case.id, case.precision, golden.logits, outputs, reference, budgets, "parity")
+    verdicts = output_verdicts(case.id, case.precision, golden.logits, outputs, reference, budgets, "parity",
+                               static)
     row.metrics = verdicts[0].metrics
+    row.broken = broken_snr_db(golden.logits)
     row.reference_metrics = verdicts[1].metrics if len(verdicts) > 1 else {}
     record_result(row)
     settle(decide(case.id, verdicts, known_failures.lookup(case.id, "parity")))

@@ -71,5 +71,12 @@ def reference_outputs(net, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
                               ).astype(np.float32)
 
 
-WEIGHTS = Step("weights", build_weights, tools=("torch", "numpy"))
+def _weights_env() -> dict:
+    """Trained weights are built with the CPU's kernel choices pinned as far as they go (models.training)."""
+    from models import training
+
+    return training.DETERMINISTIC_ENV if training.pinned() else {}
+
+
+WEIGHTS = Step("weights", build_weights, tools=("torch", "numpy"), env=_weights_env())
 register(Format("pytorch", {"fp32": ("weights", WEIGHTS_FILE)}, TorchRunner, steps=(WEIGHTS,), in_matrix=False))

@@ -10,6 +10,7 @@ import numpy as np
 
 from converters.formats import CALIBRATION, Format, Step, register
 from converters.formats import onnxrt
+from converters.formats.onnxrt import constant_error
 
 SAVED_MODEL_DIR = "saved_model"
 # precision -> the file onnx2tf writes for it ("model" is the ONNX file's stem)
@@ -116,8 +117,9 @@ def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
 
 # --- the simulated-quantization reference -----------------------------------------------------------------
 # TFLite type codes (schema TensorType) -> numpy
-_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 7: np.int16, 9: np.int8}
+_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 4: np.int64, 7: np.int16, 9: np.int8}
 QUANTIZE, DEQUANTIZE = 114, 6
+WEIGHTED_OPS = (3, 4, 9, 67)  # CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV
 
 
 def _opcode(model, op) -> int:
@@ -133,23 +135,28 @@ def _constant(model, graph, index) -> np.ndarray | None:
     return np.frombuffer(bytes(data), _TYPES[tensor.type]).reshape(tensor.shape)
 
 
-def _fake_quant(x: np.ndarray, params, dtype) -> np.ndarray:
-    """Quantize then dequantize with TFLite's parameters (per channel along quantizedDimension)."""
+def _stored(quantized: np.ndarray, tensor) -> tuple[np.ndarray, np.ndarray]:
+    """A quantized (or float16) constant as the float values it stands for, and the size of one step of its
+    grid at each element."""
+    if quantized.dtype == np.float16:
+        values = quantized.astype(np.float64)
+        return values, np.spacing(np.abs(quantized)).astype(np.float64)
+    params = tensor.quantization
     scale, zero = np.asarray(params.scale, np.float64), np.asarray(params.zeroPoint, np.float64)
-    shape = [1] * x.ndim
+    shape = [1] * quantized.ndim
     if scale.size > 1:
         shape[params.quantizedDimension] = -1
-    info = np.iinfo(dtype)
-    q = np.clip(np.round(x / scale.reshape(shape)) + zero.reshape(shape), info.min, info.max)
-    return ((q - zero.reshape(shape)) * scale.reshape(shape)).astype(np.float32)
+    step = np.broadcast_to(scale.reshape(shape), quantized.shape)
+    return (quantized.astype(np.float64) - zero.reshape(shape)) * scale.reshape(shape), step
 
 
 def simulated(float_path: Path, quant_path: Path):
-    """The float model of the same conversion with the quantized model's own quantization applied in float:
-    every constant the quantized model stores as int8/int16/int32 or float16 is rounded onto that grid
-    (from the float values), and every activation it quantizes passes through a QUANTIZE/DEQUANTIZE pair with
-    its scale and zero point. Ops are matched by their order and type (the quantizer keeps the graph's op
-    sequence and adds QUANTIZE/DEQUANTIZE at its edges and for float16 constants)."""
+    """The float model of the same conversion computing what the quantized model stands for: every constant
+    the quantized model stores as int8/int16/int32 or float16 replaced by the values it dequantizes to, and
+    every activation it quantizes passed through a QUANTIZE/DEQUANTIZE pair with its scale and zero point.
+    Ops are matched by their order and type (the quantizer keeps the graph's op sequence and adds QUANTIZE/
+    DEQUANTIZE at its edges and for float16 constants). Returns (model, worst constant error in steps, the
+    tensor): each stored constant against the float value it stands for."""
     import difflib
     import copy
 
@@ -160,33 +167,47 @@ def simulated(float_path: Path, quant_path: Path):
     fg, qg = fm.subgraphs[0], qm.subgraphs[0]
     f_ops, q_ops = [_opcode(fm, o) for o in fg.operators], [_opcode(qm, o) for o in qg.operators]
     producer = {t: op for op in qg.operators for t in op.outputs}
-    pairs = {}  # quantized tensor -> float tensor
+    pairs = {}  # quantized activation tensor -> float tensor
+    fake_after: dict[int, object] = {}  # float activation tensor -> the quantized tensor whose params apply
+    worst = (0.0, "")
     for block in difflib.SequenceMatcher(None, f_ops, q_ops, autojunk=False).get_matching_blocks():
         for k in range(block.size):
             f_op, q_op = fg.operators[block.a + k], qg.operators[block.b + k]
-            for qt, ft in [*zip(q_op.inputs, f_op.inputs), *zip(q_op.outputs, f_op.outputs)]:
+            weighted = _opcode(fm, f_op) in WEIGHTED_OPS
+            for i, (qt, ft) in enumerate(zip(q_op.inputs, f_op.inputs)):
+                if qt < 0 or ft < 0 or list(qg.tensors[qt].shape) != list(fg.tensors[ft].shape):
+                    continue
+                value = _constant(fm, fg, ft)
+                if value is None:
+                    pairs.setdefault(qt, ft)
+                    continue
+                source = qt  # a float16 or int8 constant may be dequantized at run time
+                if qt in producer and _opcode(qm, producer[qt]) == DEQUANTIZE:
+                    source = producer[qt].inputs[0]
+                src, quantized = qg.tensors[source], _constant(qm, qg, source)
+                quantized_src = src.quantization is not None and src.quantization.scale is not None
+                if quantized is None or not (src.type == 1 or quantized_src) or quantized.shape != value.shape:
+                    continue
+                stored, step = _stored(quantized, src)
+                # filters and biases have grids chosen for them, so each must round to its nearest step
+                # (other constants share an activation's grid and may be clipped by design)
+                if weighted and i in (1, 2):
+                    error = constant_error(stored, step, value.astype(np.float64))
+                    worst = max(worst, (error, fg.tensors[ft].name.decode(errors="replace")))
+                # a copy per op: the float model shares equal constants, the quantized one gives each op its grid
+                own = copy.deepcopy(fg.tensors[ft])
+                fm.buffers.append(schema.BufferT())
+                fm.buffers[-1].data = np.frombuffer(stored.astype(np.float32).tobytes(), np.uint8)
+                own.buffer, own.type = len(fm.buffers) - 1, 0
+                fg.tensors.append(own)
+                f_op.inputs[i] = len(fg.tensors) - 1
+            for qt, ft in zip(q_op.outputs, f_op.outputs):
                 if qt >= 0 and ft >= 0 and list(qg.tensors[qt].shape) == list(fg.tensors[ft].shape):
                     pairs.setdefault(qt, ft)
-    fake_after: dict[int, object] = {}  # float activation tensor -> the quantized tensor whose params apply
     for qt, ft in pairs.items():
-        q_tensor, value = qg.tensors[qt], _constant(fm, fg, ft)
-        source = qt
-        if value is not None and qt in producer and _opcode(qm, producer[qt]) == DEQUANTIZE:
-            source = producer[qt].inputs[0]  # a float16 or int8 constant dequantized at run time
-        src = qg.tensors[source]
-        if value is not None:
-            if src.type == 1:
-                faked = value.astype(np.float16).astype(np.float32)
-            elif src.quantization is not None and src.quantization.scale is not None and src.type in _TYPES:
-                faked = _fake_quant(value.astype(np.float64), src.quantization, _TYPES[src.type])
-            else:
-                continue
-            fm.buffers.append(schema.BufferT())
-            fm.buffers[-1].data = np.frombuffer(faked.astype(np.float32).tobytes(), np.uint8)
-            fg.tensors[ft].buffer = len(fm.buffers) - 1
-        elif q_tensor.quantization is not None and q_tensor.quantization.scale is not None \
-                and q_tensor.type in (7, 9):
-            fake_after[ft] = q_tensor
+        q_tensor = qg.tensors[qt]
+        if q_tensor.quantization is not None and q_tensor.quantization.scale is not None and q_tensor.type in (7, 9):
+            fake_after.setdefault(ft, q_tensor)
     codes = {}
     for code in (QUANTIZE, DEQUANTIZE):
         donor = next((c for c in qm.operatorCodes if max(c.builtinCode, c.deprecatedBuiltinCode) == code), None)
@@ -219,17 +240,22 @@ def simulated(float_path: Path, quant_path: Path):
         order += [new for t in op.outputs for new in inserted.get(t, [])]
     fg.operators = order
     fg.outputs = [restored.get(t, t) for t in fg.outputs]
-    return fm
+    return fm, worst[0], worst[1]
 
 
 def simulate(params: dict, out_dir: Path) -> None:
-    """Write the simulated reference of every non-fp32 TFLite variant (see `simulated`)."""
+    """Write the simulated reference of every non-fp32 TFLite variant (see `simulated`) and beside each a
+    .json with its worst quantized constant against the float value it stands for."""
     from tensorflow.lite.tools import flatbuffer_utils
+
+    import json
 
     saved_model = Path(params["deps"]["tflite"]) / SAVED_MODEL_DIR
     for precision in REFERENCE_PRECISIONS:
-        model = simulated(saved_model / PRECISION_FILES["fp32"], saved_model / PRECISION_FILES[precision])
+        model, error, tensor = simulated(saved_model / PRECISION_FILES["fp32"], saved_model / PRECISION_FILES[precision])
         flatbuffer_utils.write_model(model, str(out_dir / f"reference_{precision}.tflite"))
+        (out_dir / f"reference_{precision}.json").write_text(
+            json.dumps({"constant_error_steps": error, "worst_constant": tensor}))
 
 
 def reference_runner(path: Path, subject_params: dict | None = None, threads: int = 1, optimized: bool = True):

@@ -6,6 +6,7 @@ budgets. A fault that changes the outputs less than the precision's own error ma
 with both sizes, instead of pretending; one that changes them more and passes fails this test."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -15,7 +16,7 @@ from compare.cases import ResultRow, precision as precision_of
 from compare.metrics import snr_db
 from converters import formats, predict
 from converters.pipeline import Case
-from harness.checks import output_verdicts
+from harness.checks import output_verdicts, simulated
 from models import Subject, datasets
 from tests.selftest import faults
 
@@ -25,9 +26,10 @@ COLUMNS = [(f.name, p) for f in formats.formats() if f.name in ("onnx", "tflite"
 
 
 def _rebuilt_reference(fmt, case, faulty, pipeline, tmp_path):
-    """The simulated reference of a faulty artifact, made the way the matrix makes it from a real one."""
+    """(runner, static checks) of a faulty artifact's simulated reference, made the way the matrix makes it
+    from a real one."""
     if case.precision not in fmt.references:
-        return None
+        return None, {}
     if fmt.name == "onnx":
         from converters.formats import onnxrt
 
@@ -37,6 +39,7 @@ def _rebuilt_reference(fmt, case, faulty, pipeline, tmp_path):
         shutil.copyfile(pipeline.artifact(case).parent / onnxrt.FLOAT_SOURCE_FILE, entry / onnxrt.FLOAT_SOURCE_FILE)
         onnxrt.simulate({"deps": {"of": str(entry)}, "options": {"of": "of"}}, entry)
         path = entry / onnxrt.REFERENCE_FILE
+        static = json.loads(path.with_suffix(".json").read_text())["constant_error_steps"]
     else:
         from tensorflow.lite.tools import flatbuffer_utils
 
@@ -44,8 +47,9 @@ def _rebuilt_reference(fmt, case, faulty, pipeline, tmp_path):
 
         path = tmp_path / f"reference-{faulty.name}"
         float_model = pipeline.artifact(Case(case.subject, "tflite", "fp32"))
-        flatbuffer_utils.write_model(tflite.simulated(float_model, faulty), str(path))
-    return fmt.reference_runner(path, case.subject.to_params(), 1)
+        model, static, _ = tflite.simulated(float_model, faulty)
+        flatbuffer_utils.write_model(model, str(path))
+    return fmt.reference_runner(path, case.subject.to_params(), 1), {"constant_error_steps": static}
 
 
 def _line(case, fault, verdicts, size_db, own_db) -> tuple[str, bool]:
@@ -69,23 +73,23 @@ def test_faults_are_caught_at_every_precision(format_name, precision, pipeline, 
     case = Case(subject, format_name, precision)
     inputs, golden = datasets.parity_inputs(subject), golden_store(subject).logits
     clean = predict(pipeline.runner(case, threads=1), inputs)
-    simulated = pipeline.simulated_runner(case)
-    reference = predict(simulated, inputs) if simulated is not None else None
+    reference, static = simulated(pipeline, case, inputs)
     own = snr_db(golden, clean)
     missed, tried = [], 0
     for fault in faults.faults_for(precision_of(precision).quantized):
         if fault.runtime is not None:
             outputs = predict(fault.runtime(pipeline.runner(case, threads=1)), inputs)
-            fault_reference = reference
+            fault_reference, fault_static = reference, static
         else:
             faulty = tmp_path / f"{fault.name}{pipeline.artifact(case).suffix}"
             if not faults.edit(format_name, fault.name, pipeline.artifact(case), faulty):
                 continue  # e.g. per-channel scales where the weights have one scale
             outputs = predict(fmt.runner(faulty, subject.to_params(), 1), inputs)
-            rebuilt = _rebuilt_reference(fmt, case, faulty, pipeline, tmp_path)
+            rebuilt, fault_static = _rebuilt_reference(fmt, case, faulty, pipeline, tmp_path)
             fault_reference = predict(rebuilt, inputs) if rebuilt is not None else None
         tried += 1
-        verdicts = output_verdicts(case.id, precision, golden, outputs, fault_reference, budgets, "parity")
+        verdicts = output_verdicts(case.id, precision, golden, outputs, fault_reference, budgets, "parity",
+                                   fault_static)
         size = snr_db(clean, outputs) if outputs.shape == clean.shape and np.isfinite(outputs).all() else -np.inf
         line, ok = _line(case, fault, verdicts, size, own)
         record_result(ResultRow(case=f"{case.id}-{fault.name}", kind="detection", line=line))
