@@ -109,9 +109,20 @@ class Pipeline:
         return json.loads((entry / MANIFEST).read_text())["files"][WEIGHTS_FILE]["sha256"]
 
     def reference_outputs(self, subject, inputs: np.ndarray) -> np.ndarray:
-        from converters.formats.pytorch import reference_outputs
+        """PyTorch's outputs for `inputs`, computed once per weights, inputs, model code and torch version
+        (a warm run recomputes nothing; a model-code change recomputes them, which is what drift tests)."""
+        from converters.formats.pytorch import load, reference_outputs
+        from models.images import array_digest
 
-        return reference_outputs(self.torch_model(subject), inputs)
+        weights = self.entry("weights", subject)
+        key = make_key({"weights": content_key(weights), "inputs": array_digest(inputs),
+                        "code": codehash.function_digest(load), "torch": tool_version("torch")})
+
+        def build(tmp: Path) -> None:
+            np.save(tmp / "outputs.npy", reference_outputs(self.torch_model(subject), inputs))
+
+        hit = self.cache.get_or_build("reference_outputs", key, build, {"subject": subject.id})
+        return np.load(hit.path / "outputs.npy")
 
     # --- the chain ----------------------------------------------------------------------------------------
     def entry(self, step_name: str, subject) -> Path:
