@@ -74,8 +74,10 @@ def digest(modules: tuple[str, ...], extra_files: tuple[str, ...] = (), root: Pa
 
 
 def external_file(function) -> Path | None:
-    """The file a function comes from when it is not a module of this project (a plug-in file)."""
-    path = Path(function.__code__.co_filename).resolve()
+    """The file a function (or class) comes from when it is not a module of this project (a plug-in)."""
+    import inspect
+
+    path = Path(inspect.getsourcefile(function)).resolve()
     return None if path.is_relative_to(ROOT) else path
 
 

@@ -81,19 +81,41 @@ class Pipeline:
         fmt = formats.get(case.format)
         return fmt.runner(self.artifact(case), case.subject.to_params(), threads, optimized)
 
-    def simulated_reference(self, case: Case, threads: int = 1):
-        """(runner, static checks) of the case's simulated-quantization reference, or (None, {}) where its
-        format has none. The static checks (a .json beside the reference) hold metrics of the artifact's
-        quantized constants against the float model, e.g. constant_error_steps."""
+    def outputs(self, case: Case, inputs: np.ndarray) -> np.ndarray:
+        """The artifact's outputs on `inputs` (batch 1, one thread), run once per artifact content, inputs,
+        runtime versions and CPU: the same artifact on the same CPU computes the same outputs, so a warm run
+        re-judges them without running the model again."""
+        step_name, relative = formats.get(case.format).artifacts[case.precision]
+        return self._run_once(case, step_name, relative, inputs, reference=False)
+
+    def simulated_outputs(self, case: Case, inputs: np.ndarray) -> tuple[np.ndarray | None, dict]:
+        """The simulated reference's outputs (cached like `outputs`) and its static checks, or (None, {})."""
         fmt = formats.get(case.format)
         if case.precision not in fmt.references:
             return None, {}
         step_name, relative = fmt.references[case.precision]
-        path = self.entry(step_name, case.subject) / relative
-        checks = path.with_suffix(".json")
+        checks = (self.entry(step_name, case.subject) / relative).with_suffix(".json")
         static = {k: v for k, v in json.loads(checks.read_text()).items() if isinstance(v, (int, float))} \
             if checks.is_file() else {}
-        return fmt.reference_runner(path, case.subject.to_params(), threads), static
+        return self._run_once(case, step_name, relative, inputs, reference=True), static
+
+    def _run_once(self, case: Case, step_name: str, relative: str, inputs: np.ndarray, reference: bool):
+        from converters import latency, predict
+        from models.images import array_digest
+
+        fmt, entry = formats.get(case.format), self.entry(step_name, case.subject)
+        tools = sorted({t for s in fmt.steps for t in s.tools})
+        key = make_key({"artifact": content_key(entry), "file": relative, "inputs": array_digest(inputs),
+                        "reference": reference, "format": case.format,
+                        "code": codehash.function_digest(fmt.reference_runner if reference else fmt.runner),
+                        "tools": {t: tool_version(t) for t in tools},
+                        "cpu": [latency.cpu_name(), latency.cpu_flags()]})
+
+        def build(tmp: Path) -> None:
+            make = fmt.reference_runner if reference else fmt.runner
+            np.save(tmp / "outputs.npy", predict(make(entry / relative, case.subject.to_params(), 1), inputs))
+
+        return np.load(self.cache.get_or_build("outputs", key, build, {"case": case.id}).path / "outputs.npy")
 
     def torch_model(self, subject):
         """The subject's PyTorch network with its built weights (trained once, if it is trained)."""

@@ -43,10 +43,7 @@ def output_verdicts(case_id: str, precision: str, expected: np.ndarray, outputs:
 
 def simulated(pipeline, case, inputs: np.ndarray):
     """The case's simulated-reference outputs on `inputs` and its static checks, or (None, {})."""
-    from converters import predict
-
-    runner, static = pipeline.simulated_reference(case)
-    return (predict(runner, inputs) if runner is not None else None), static
+    return pipeline.simulated_outputs(case, inputs)
 
 
 def accuracy_metrics(expected_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> dict:

@@ -7,7 +7,6 @@ import pytest
 
 from compare.metrics import broken_snr_db
 from compare.verdict import decide, judge
-from converters import predict
 from harness.checks import accuracy_metrics, output_verdicts, row_for, settle, simulated
 from models import datasets
 
@@ -31,7 +30,7 @@ def test_accuracy(accuracy_case, pipeline, budgets, known_failures, record_resul
     x, y = datasets.labelled(case.subject, "test")
     with conversion(row):
         expected = pipeline.reference_outputs(case.subject, x)
-        outputs = predict(pipeline.runner(case, threads=1), x)
+        outputs = pipeline.outputs(case, x)
         reference, static = simulated(pipeline, case, x)
     counts = accuracy_metrics(expected, outputs, y)
     for name, value in counts.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from compare.metrics import broken_snr_db
 from compare.verdict import decide
-from converters import predict
 from harness.checks import output_verdicts, row_for, settle, simulated
 from models import datasets
 
@@ -16,7 +15,7 @@ def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, re
     golden = golden_store(case.subject)
     inputs = datasets.parity_inputs(case.subject)
     with conversion(row):
-        outputs = predict(pipeline.runner(case, threads=1), inputs)
+        outputs = pipeline.outputs(case, inputs)
         reference, static = simulated(pipeline, case, inputs)
         row.size_bytes = pipeline.artifact(case).stat().st_size
     verdicts = output_verdicts(case.id, case.precision, golden.logits, outputs, reference, budgets, "parity",
