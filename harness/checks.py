@@ -9,11 +9,12 @@ from compare.cases import Outcome, ResultRow
 
 
 def row_for(case_or_subject, kind: str, **fields) -> ResultRow:
+    """A result row for a case (or a subject), with `fields` set on top."""
     subject = getattr(case_or_subject, "subject", case_or_subject)
-    case_id = getattr(case_or_subject, "id", subject.id)
-    return ResultRow(case=case_id, kind=kind, subject=subject.id, arch=subject.model,
-                     population=subject.population, format=getattr(case_or_subject, "format", None),
-                     precision=getattr(case_or_subject, "precision", None), **fields)
+    base = {"case": getattr(case_or_subject, "id", subject.id), "kind": kind, "subject": subject.id,
+            "arch": subject.model, "population": subject.population,
+            "format": getattr(case_or_subject, "format", None), "precision": getattr(case_or_subject, "precision", None)}
+    return ResultRow(**{**base, **fields})
 
 
 def settle(decision) -> None:
