@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -175,6 +176,17 @@ class Pipeline:
         return self.cache.get_or_build(CALIBRATION, key, build, {"recipe": recipe}).path
 
     # --- one cached, isolated step ------------------------------------------------------------------------
+    def progress(self, line: str) -> None:
+        """One line of this run's progress (build steps started and finished), for the controller to show
+        while workers are busy: <cache>/progress/<run id>.log (harness.progress tails it)."""
+        if not self.run_id:
+            return
+        path = self.cache.root / "progress" / f"{self.run_id}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {worker} {line}\n")
+
     def _build(self, step, subject, payload: dict, params: dict) -> Path:
         key = make_key(payload)
         if key in self._failures:
@@ -188,9 +200,13 @@ class Pipeline:
                 if previous.get("run_id") == self.run_id:  # another worker already failed this run
                     raise ConversionError(step.name, previous["reason"] + " (earlier in this run)",
                                           Path(previous["log"]), previous["tail"])
+            started = time.monotonic()
+            self.progress(f"{step.name} {subject.id}: started")
             try:
                 run_step(step.name, params, tmp, timeout=self.timeout, memory_gb=self.memory_gb, env=step.env)
+                self.progress(f"{step.name} {subject.id}: built in {time.monotonic() - started:.0f} s")
             except ConversionError as exc:
+                self.progress(f"{step.name} {subject.id}: FAILED after {time.monotonic() - started:.0f} s")
                 failed_dir.mkdir(parents=True, exist_ok=True)
                 log = failed_dir / f"{step.name}-{key}.log"
                 if (tmp / LOG_NAME).is_file():

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
 from harness import options as opt
 from harness.matrix import load as load_matrix, plugin_files
 
+PROGRESS_KEY = pytest.StashKey["object"]()
 MARKERS = {
     "parity": "converted model vs stored PyTorch golden outputs",
     "accuracy": "converted model's accuracy and parity on a labelled test split vs PyTorch's",
@@ -106,6 +108,26 @@ def pytest_generate_tests(metafunc):
             kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in MARKERS)
             metafunc.parametrize(fixture, [pytest.param(s, id=s.id, marks=_marks(s, kind, group=s.id))
                                            for s in subjects])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """The controller shows build steps as they start and finish (workers print nothing until a test ends)."""
+    config = session.config
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if hasattr(config, "workerinput") or reporter is None or config.option.collectonly:
+        return
+    from harness.progress import ProgressTail
+
+    path = Path(config.getoption(opt.CACHE)).expanduser().resolve() / "progress" / f"{os.environ[opt.ENV_RUN_ID]}.log"
+    config.stash[PROGRESS_KEY] = tail = ProgressTail(path, lambda line: reporter.write_line(line))
+    tail.start()
+
+
+def pytest_sessionfinish(session):
+    tail = session.config.stash.get(PROGRESS_KEY, None)
+    if tail is not None:
+        tail.stop()
 
 
 def pytest_collection_modifyitems(config, items):

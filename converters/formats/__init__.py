@@ -119,20 +119,19 @@ def formats() -> list[Format]:
     return sorted(_FORMATS.values(), key=lambda f: (order.get(f.name, 9), f.name))
 
 
-def get(name: str) -> Format:
+def _lookup(table: dict, name: str, what: str):
     _load_builtin()
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise KeyError(f"unknown format {name!r}; registered: {', '.join(f.name for f in formats())}") from None
+    if name not in table:
+        raise KeyError(f"unknown {what} {name!r}; registered: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def get(name: str) -> Format:
+    return _lookup(_FORMATS, name, "format")
 
 
 def step(name: str) -> Step:
-    _load_builtin()
-    try:
-        return _STEPS[name]
-    except KeyError:
-        raise KeyError(f"unknown build step {name!r}; declared: {', '.join(sorted(_STEPS))}") from None
+    return _lookup(_STEPS, name, "build step")
 
 
 def columns() -> list[str]:
