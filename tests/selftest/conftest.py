@@ -17,22 +17,27 @@ settings.register_profile("convsuite", deadline=None, derandomize=True)
 settings.load_profile("convsuite")
 
 
+def child_pytest(cache: str, *args, env=None) -> tuple[list[str], dict]:
+    """The command and environment of a child pytest run on this project, sharing the artifact cache."""
+    # -c/--rootdir pin the project: otherwise pytest, which does not know our options before it has
+    # loaded conftest.py, takes option values for paths and guesses rootdir from their common parent.
+    cmd = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+           "-p", "no:cacheprovider", f"--artifact-cache={cache}", *_joined(args)]
+    child_env = {**os.environ, **(env or {})}
+    child_env.pop("CONVSUITE_RUN_ID", None)  # the child is a run of its own
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
+                "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS"):
+        child_env.pop(var, None)
+    return cmd, child_env
+
+
 @pytest.fixture
 def pytester_run(pytestconfig):
     """Run pytest on this project in a child process (sharing this run's artifact cache) and return its
     combined output; extra env vars via env=..., expected exit codes via ok=(...)."""
 
     def run(*args, env=None, ok=(0,), timeout=900):
-        args = _joined(args)
-        # -c/--rootdir pin the project: otherwise pytest, which does not know our options before it has
-        # loaded conftest.py, takes option values for paths and guesses rootdir from their common parent.
-        cmd = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-               "-p", "no:cacheprovider", f"--artifact-cache={pytestconfig.getoption('--artifact-cache')}", *args]
-        child_env = {**os.environ, **(env or {})}
-        child_env.pop("CONVSUITE_RUN_ID", None)  # the child is a run of its own
-        for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID",
-                    "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS"):
-            child_env.pop(var, None)
+        cmd, child_env = child_pytest(pytestconfig.getoption("--artifact-cache"), *args, env=env)
         proc = subprocess.run(cmd, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=timeout)
         out = proc.stdout + proc.stderr
         assert proc.returncode in ok, f"exit {proc.returncode}:\n{out[-6000:]}"
