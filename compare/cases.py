@@ -144,6 +144,7 @@ class ResultRow:
     latency_ms: float | None = None
     latency_q1_ms: float | None = None
     latency_q3_ms: float | None = None
+    latency_min_ms: float | None = None
     rounds: int | None = None
     threads: int | None = None
     optimized: bool | None = None

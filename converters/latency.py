@@ -106,3 +106,19 @@ def probe(call, times: int = WARMUP_ROUNDS) -> float:
         call()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def slowed(call, factor: float):
+    """`call`, made `factor` times slower by spinning after it (test-only: --latency-slowdown proves what
+    slowdown the latency gate catches). factor 1 returns `call` itself."""
+    if factor == 1:
+        return call
+
+    def run():
+        start = time.perf_counter()
+        call()
+        until = start + (time.perf_counter() - start) * factor
+        while time.perf_counter() < until:
+            pass
+
+    return run

@@ -73,6 +73,7 @@ class LatencySettings:
     optimized: bool
     max_time_s: float  # pytest-benchmark's --benchmark-max-time and --benchmark-min-rounds, honoured
     min_rounds: int
+    slowdown: float = 1.0  # test-only --latency-slowdown
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +81,8 @@ def latency_settings(pytestconfig):
     return LatencySettings(threads=pytestconfig.getoption(opt.LATENCY_THREADS),
                            optimized=not pytestconfig.getoption(opt.LATENCY_UNOPTIMIZED),
                            max_time_s=float(pytestconfig.getoption("benchmark_max_time")),
-                           min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")))
+                           min_rounds=int(pytestconfig.getoption("benchmark_min_rounds")),
+                           slowdown=pytestconfig.getoption(opt.LATENCY_SLOWDOWN))
 
 
 @pytest.fixture

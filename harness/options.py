@@ -21,6 +21,7 @@ USER_MODEL = "--user-model"
 USER_CHECKPOINT = "--user-checkpoint"
 LATENCY_THREADS = "--latency-threads"
 LATENCY_UNOPTIMIZED = "--latency-unoptimized"
+LATENCY_SLOWDOWN = "--latency-slowdown"
 FORMATS_FROM = "--formats-from"
 INI_WEIGHTS = "convsuite_weights"
 INI_FORMATS = "convsuite_formats"
@@ -72,6 +73,9 @@ def add_options(parser) -> None:
     group.addoption(LATENCY_UNOPTIMIZED, action="store_true",
                     help="test-only: time slower kernels (onnxruntime without layout optimizations, TFLite "
                          "without XNNPACK, PyTorch without oneDNN) to prove the benchmark gate trips")
+    group.addoption(LATENCY_SLOWDOWN, type=float, default=1.0, metavar="FACTOR",
+                    help="test-only: make every timed call FACTOR times slower by spinning after it, to measure "
+                         "what the latency gate catches (benchmarks/latency_gate.py)")
     parser.addini(INI_WEIGHTS, type="linelist", default=[],
                   help="MODEL=CHECKPOINT lines: checkpoints to use instead of the registered weights")
     parser.addini(INI_FORMATS, type="linelist", default=[], help="format plug-in files to load")

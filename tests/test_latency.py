@@ -14,16 +14,21 @@ def test_latency(latency_case, pipeline, benchmark, latency_settings, record_res
     with conversion(row):
         runner = pipeline.runner(case, threads=threads, optimized=latency_settings.optimized)
     runner.set_input(datasets.parity_inputs(case.subject)[:1])
-    fastest = latency.probe(runner.invoke)  # the warm-up
+    invoke = latency.slowed(runner.invoke, latency_settings.slowdown)
+    fastest = latency.probe(invoke)  # the warm-up
     rounds = latency.rounds_for(fastest, latency_settings.max_time_s, latency_settings.min_rounds)
-    benchmark.pedantic(runner.invoke, rounds=rounds, iterations=1, warmup_rounds=0)
+    peak_before = latency.peak_matmul_gflops(threads)
+    benchmark.pedantic(invoke, rounds=rounds, iterations=1, warmup_rounds=0)
 
     arch = case.subject.arch()
     stats = benchmark.stats.stats
     # the report turns macs and the pass's best peak into the compute-bound floor
     row.latency_ms, row.latency_q1_ms, row.latency_q3_ms = stats.median * 1e3, stats.q1 * 1e3, stats.q3 * 1e3
-    row.rounds, row.macs = stats.rounds, count_macs(build(arch), arch.input)
-    row.peak_gflops, row.optimized = latency.peak_matmul_gflops(threads), latency_settings.optimized
+    row.latency_min_ms, row.rounds, row.macs = stats.min * 1e3, stats.rounds, count_macs(build(arch), arch.input)
+    # the in-run reference: the machine's matmul speed right before and after the case (the faster of the
+    # two), so a gate can compare cases between runs in units of this machine's speed at the time
+    row.peak_gflops = max(peak_before, latency.peak_matmul_gflops(threads))
+    row.optimized = latency_settings.optimized
     row.size_bytes = pipeline.artifact(case).stat().st_size
     benchmark.extra_info.update(latency_ms=row.latency_ms, macs=row.macs, peak_gflops=row.peak_gflops,
                                 threads=threads, optimized=row.optimized, size_bytes=row.size_bytes)

@@ -1,0 +1,54 @@
+"""How well the latency gate (report.latency_gate) works on this machine: N clean latency passes and N
+passes with every timed call made 15 % slower (--latency-slowdown=1.15), each compared with the first clean
+pass, normalized by the in-run matmul probe and raw. Prints per threshold the false alarms (clean passes
+with any case flagged) and the share of slowed cases caught, so the gate's default is chosen from data.
+
+    python -m benchmarks.latency_gate [--runs 10] [-k EXPR] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+THRESHOLDS = (0.05, 0.075, 0.10, 0.125)
+
+
+def latency_pass(out: Path, select: str, slowdown: float) -> Path:
+    cmd = [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), "-q",
+           "-p", "no:cacheprovider", "-n", "0", "-m", "latency and not selftest", "-k", select,
+           f"--report-dir={out}", f"--latency-slowdown={slowdown}", "--benchmark-max-time=0.5"]
+    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return out / "report.json"
+
+
+def main(argv=None) -> int:
+    from report.files import load_report
+    from report.latency_gate import ratios
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("-k", dest="select", default="mobilenet_v3_small or mobilenet_v2_torchvision")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "latency-gate")
+    args = parser.parse_args(argv)
+    base = load_report(latency_pass(args.out / "base", args.select, 1.0))["results"]
+    clean, slow = [], []
+    for i in range(args.runs):  # interleaved, so both kinds see the same phases of the machine
+        clean.append(ratios(base, load_report(latency_pass(args.out / f"clean{i}", args.select, 1.0))["results"]))
+        slow.append(ratios(base, load_report(latency_pass(args.out / f"slow{i}", args.select, 1.15))["results"]))
+    cases = len(clean[0])
+    print(f"{args.runs} clean and {args.runs} slowed (x1.15) passes of {cases} cases against one baseline pass")
+    for field in ("normalized", "raw"):
+        print(f"{field}:")
+        for t in THRESHOLDS:
+            alarms = sum(any(getattr(r, field) > 1 + t for r in run) for run in clean)
+            caught = sum(getattr(r, field) > 1 + t for run in slow for r in run)
+            print(f"  threshold {t:.3f}: false alarms in {alarms}/{args.runs} clean passes; "
+                  f"{caught}/{cases * args.runs} slowed cases caught ({caught / (cases * args.runs):.0%})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
