@@ -25,6 +25,8 @@ BUDGET_KEYS = {
     "max_abs_error": "max_abs_error",
     # the worst stored constant (weight, bias) against the float value it stands for, in its own grid steps
     "max_constant_error_steps": "constant_error_steps",
+    # how much further from the expected outputs the artifact is than its simulated reference, in dB of SNR
+    "max_excess_error_db": "excess_error_db",
     "min_snr_db": "snr_db",
     "max_accuracy_drop": "accuracy_drop",
     "min_accuracy": "accuracy",

@@ -70,3 +70,24 @@ def broken_outputs(outputs) -> dict:
 
 def broken_snr_db(expected) -> dict[str, float]:
     return {kind: snr_db(expected, broken) for kind, broken in broken_outputs(expected).items()}
+
+
+def excess_error_db(expected, reference, actual) -> float:
+    """How much further `actual` is from `expected` than `reference` is, in dB of SNR: 0 when an artifact
+    computes its quantization as well as its simulation does. Robust where the two differ by rounding that a
+    sensitive network amplifies (both land equally far from the float model); a conversion error makes it
+    grow. Both bit-exact counts as 0."""
+    a, b = snr_db(expected, reference), snr_db(expected, actual)
+    if a == b:
+        return 0.0
+    return float(a - b)
+
+
+def constant_error(stored: np.ndarray, step: np.ndarray, original: np.ndarray) -> float:
+    """How far stored constants are from the float values they stand for, in their own grid steps: at most
+    0.5 for round-to-nearest (whatever the precision costs the model). The float values are allowed a
+    relative 1e-5 of slack: a grid finer than float32 (int32 biases) cannot be met more closely, and two
+    conversions of one graph fold constants in different orders (measured: 2.6e-6 relative on a TFLite
+    bias shared by two convolutions)."""
+    slack = np.abs(original) * 1e-5
+    return float(np.max((np.abs(stored - original) - slack) / np.maximum(step, 1e-45), initial=0.0))

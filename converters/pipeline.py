@@ -120,13 +120,13 @@ class Pipeline:
 
     def torch_model(self, subject):
         """The subject's PyTorch network with its built weights (trained once, if it is trained)."""
-        from converters.formats import pytorch
+        from converters.torch_weights import WEIGHTS_FILE, load
 
-        return pytorch.load(subject.to_params(), self.entry("weights", subject) / pytorch.WEIGHTS_FILE)
+        return load(subject.to_params(), self.entry("weights", subject) / WEIGHTS_FILE)
 
     def weights_sha256(self, subject) -> str:
         """sha256 of the subject's built weights file (from its cache manifest)."""
-        from converters.formats.pytorch import WEIGHTS_FILE
+        from converters.torch_weights import WEIGHTS_FILE
 
         entry = self.entry("weights", subject)
         return json.loads((entry / MANIFEST).read_text())["files"][WEIGHTS_FILE]["sha256"]
@@ -134,7 +134,7 @@ class Pipeline:
     def reference_outputs(self, subject, inputs: np.ndarray) -> np.ndarray:
         """PyTorch's outputs for `inputs`, computed once per weights, inputs, model code and torch version
         (a warm run recomputes nothing; a model-code change recomputes them, which is what drift tests)."""
-        from converters.formats.pytorch import load, reference_outputs
+        from converters.torch_weights import load, reference_outputs
         from models.images import array_digest
 
         weights = self.entry("weights", subject)
@@ -163,7 +163,7 @@ class Pipeline:
 
     def calibration(self, subject) -> Path:
         """Calibration inputs (NCHW float32 .npy), disjoint from the parity inputs; built in-process."""
-        from converters.formats.onnxrt import CALIBRATION_FILE
+        from converters.onnx_names import CALIBRATION_FILE
         from models import datasets
 
         recipe = datasets.calibration_recipe(subject, CALIBRATION_COUNT, self.calibration_mode)

@@ -30,15 +30,21 @@ def output_verdicts(case_id: str, precision: str, expected: np.ndarray, outputs:
     """The case's outputs against the expected ones (golden or PyTorch) with `suite`'s budget, and against
     the simulated-quantization reference with the `reference` budget, where the format has one; `static`
     adds the reference's checks of the artifact's stored constants (compare.budgets: constant_error_steps)."""
-    from compare.verdict import judge, judge_outputs
+    from compare.metrics import excess_error_db, parity_metrics
+    from compare.verdict import Verdict, judge, judge_outputs
 
     verdicts = [judge_outputs(case_id, suite, expected, outputs, budgets.for_case(suite, case_id, precision))]
     if reference is not None and budgets.has("reference", precision):
         budget = budgets.for_case("reference", case_id, precision)
-        verdict = judge_outputs(case_id, "reference", reference, outputs, budget)
-        if static and not verdict.problems:
-            verdict = judge(case_id, "reference", {**verdict.metrics, **static}, budget)
-        verdicts.append(verdict)
+        if outputs.shape != reference.shape:
+            verdicts.append(Verdict(case_id, "reference", {}, problems=[
+                f"output shape {outputs.shape} != simulated reference {reference.shape}"]))
+            return verdicts
+        # against the reference directly (recorded; rounding differences grow through sensitive networks),
+        # and judged by the excess error over the reference and by the stored constants (static)
+        metrics = {**parity_metrics(reference, outputs), **(static or {}),
+                   "excess_error_db": excess_error_db(expected, reference, outputs)}
+        verdicts.append(judge(case_id, "reference", metrics, budget))
     return verdicts
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import models
 from converters import predict
-from converters.formats.pytorch import reference_outputs
+from converters.torch_weights import reference_outputs
 from converters.pipeline import Case
 from models.images import center_crop, normalize
 

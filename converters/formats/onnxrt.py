@@ -7,15 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from compare.metrics import constant_error
 from converters.formats import CALIBRATION, Format, Step, register
-from converters.formats import pytorch
+from converters.formats import pytorch  # noqa: F401  (registers the weights step this format exports from)
+from converters.torch_weights import WEIGHTS_FILE, load
+from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE, OPSET, OUTPUT_NAME
 
-ONNX_FILE = "model.onnx"
 FLOAT_SOURCE_FILE = "float_source.onnx"  # the float graph the quantizer saw (after quant_pre_process)
 REFERENCE_FILE = "reference.onnx"
-CALIBRATION_FILE = "calibration.npy"
-OPSET = 17
-INPUT_NAME, OUTPUT_NAME = "input", "logits"
 TOOLS = ("torch", "onnx", "onnxruntime", "numpy")
 
 
@@ -26,7 +25,7 @@ def export(params: dict, out_dir: Path) -> None:
     from models import Subject
 
     deps = params["deps"]
-    net = pytorch.load(params["subject"], Path(deps["weights"]) / pytorch.WEIGHTS_FILE)
+    net = load(params["subject"], Path(deps["weights"]) / WEIGHTS_FILE)
     dummy = torch.zeros(Subject.from_params(params["subject"]).arch().input.shape(1))
     torch.onnx.export(net, (dummy,), str(out_dir / ONNX_FILE), dynamo=False, opset_version=OPSET,
                       input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
@@ -84,16 +83,6 @@ def _dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: 
     if np.size(scale) > 1:
         shape[axis] = -1
     return (q.astype(np.float64) - np.reshape(zero_point, shape)) * np.reshape(scale, shape).astype(np.float64)
-
-
-def constant_error(stored: np.ndarray, step: np.ndarray, original: np.ndarray) -> float:
-    """How far stored constants are from the float values they stand for, in their own grid steps: at most
-    0.5 for round-to-nearest (whatever the precision costs the model). The float values are allowed a
-    relative 1e-5 of slack: a grid finer than float32 (int32 biases) cannot be met more closely, and two
-    conversions of one graph fold constants in different orders (measured: 2.6e-6 relative on a TFLite
-    bias shared by two convolutions)."""
-    slack = np.abs(original) * 1e-5
-    return float(np.max((np.abs(stored - original) - slack) / np.maximum(step, 1e-45), initial=0.0))
 
 
 def simulate(params: dict, out_dir: Path) -> None:

@@ -7,29 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from converters.formats import Format, Step, register
-
-WEIGHTS_FILE = "model.safetensors"
-
-
-def build_weights(params: dict, out_dir: Path) -> None:
-    from safetensors.torch import save_file
-
-    from models import Subject
-
-    net = Subject.from_params(params["subject"]).build()
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(out_dir / WEIGHTS_FILE))
-
-
-def load(subject_params: dict, weights_file: Path):
-    """The subject's network with weights from a built artifact (strict: every key must match)."""
-    from safetensors.torch import load_file
-
-    from models import Subject
-    from models.builder import build as build_net
-
-    net = build_net(Subject.from_params(subject_params).arch())
-    net.load_state_dict(load_file(str(weights_file)))
-    return net.eval()
+from converters.torch_weights import WEIGHTS_FILE, build_weights, load
 
 
 class TorchRunner:
@@ -59,16 +37,6 @@ class TorchRunner:
 
     def get_output(self) -> np.ndarray:
         return self._y.numpy()
-
-
-def reference_outputs(net, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Eager PyTorch logits for a whole input set, in batches (how golden and reference outputs are made)."""
-    import torch
-
-    with torch.inference_mode():
-        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(chunk))).numpy()
-                               for chunk in np.array_split(inputs, max(1, -(-len(inputs) // batch)))]
-                              ).astype(np.float32)
 
 
 def _weights_env() -> dict:

@@ -118,7 +118,7 @@ def tflite_fault(name: str, src: Path, dst: Path) -> bool:
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from converters.formats.tflite import _TYPES, _constant, _opcode
+    from converters.tflite_simulation import _TYPES, _constant, _opcode
 
     model = flatbuffer_utils.read_model(str(src))
     graph = model.subgraphs[0]

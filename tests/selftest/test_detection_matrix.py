@@ -43,11 +43,11 @@ def _rebuilt_reference(fmt, case, faulty, pipeline, tmp_path):
     else:
         from tensorflow.lite.tools import flatbuffer_utils
 
-        from converters.formats import tflite
+        from converters import tflite_simulation
 
         path = tmp_path / f"reference-{faulty.name}"
         float_model = pipeline.artifact(Case(case.subject, "tflite", "fp32"))
-        model, static, _ = tflite.simulated(float_model, faulty)
+        model, static, _ = tflite_simulation.simulated(float_model, faulty)
         flatbuffer_utils.write_model(model, str(path))
     return fmt.reference_runner(path, case.subject.to_params(), 1), {"constant_error_steps": static}
 

@@ -1,0 +1,65 @@
+"""TFLite through onnxslim + onnx2tf: one onnx2tf run writes the SavedModel and every TFLite variant (fp32,
+fp16, dynamic-range, integer and int16x8, float or integer I/O)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE
+
+SAVED_MODEL_DIR = "saved_model"
+# precision -> the file onnx2tf writes for it ("model" is the ONNX file's stem)
+PRECISION_FILES = {
+    "fp32": "model_float32.tflite",
+    "fp16": "model_float16.tflite",
+    "dynamic_int8": "model_dynamic_range_quant.tflite",
+    "int8": "model_integer_quant.tflite",  # integer kernels, float32 input and output
+    "full_int8": "model_full_integer_quant.tflite",  # int8 input and output tensors
+    "int16x8": "model_integer_quant_with_int16_act.tflite",  # int16 activations, int8 weights
+}
+# onnx2tf fetches this file from GitHub for any 4-D 3-channel input unless it is in the working directory.
+ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def build(params: dict, out_dir: Path) -> None:
+    import onnx
+    import onnx2tf
+    import onnxslim
+
+    # onnx2tf gets a private copy: it rewrites its input file in place (op names), which must never
+    # happen to a cached artifact. onnxslim first folds the legacy exporter's dynamic Pad subgraph
+    # (TF-"SAME" stride-2 padding) into constant pads: onnx2tf 1.28.8 transposes the dynamic form wrongly
+    # (pads land on N and H, measured: EfficientNet-Lite0 output [10, 1000] instead of [1, 1000]).
+    deps = params["deps"]
+    source = out_dir / ONNX_FILE
+    onnx.save(onnxslim.slim(onnx.load(str(Path(deps["onnx"]) / ONNX_FILE))), str(source))
+
+    calib = np.load(Path(deps["calibration"]) / CALIBRATION_FILE)
+    calib_nhwc = calib.transpose(0, 2, 3, 1).astype(np.float32)
+    calib_path = out_dir / "calibration_nhwc.npy"
+    np.save(calib_path, calib_nhwc)
+    # Our own (already normalized) crops under the sample file's name: onnx2tf then never touches the
+    # network, and its internal dummy inference sees the same data as the calibration.
+    shutil.copyfile(calib_path, out_dir / ONNX2TF_SAMPLE_FILE)
+    # The calibration array is normalized already, so mean 0 / std 1 makes onnx2tf use it as is.
+    zero, one = np.zeros((1, 1, 1, 3), np.float32), np.ones((1, 1, 1, 3), np.float32)
+    saved_model = out_dir / SAVED_MODEL_DIR
+    onnx2tf.convert(
+        input_onnx_file_path=str(source),
+        output_folder_path=str(saved_model),
+        output_signaturedefs=True,
+        not_use_onnxsim=True,  # onnxsim is not a dependency; the legacy exporter's graph needs no cleanup
+        output_integer_quantized_tflite=True,
+        output_dynamic_range_quantized_tflite=True,
+        quant_type="per-channel",
+        custom_input_op_name_np_data_path=[[INPUT_NAME, str(calib_path), zero, one]],
+        non_verbose=False,
+        verbosity="info",
+    )
+    for f in (calib_path, out_dir / ONNX2TF_SAMPLE_FILE, source):
+        f.unlink()
+    missing = [name for name in PRECISION_FILES.values() if not (saved_model / name).is_file()]
+    if missing:
+        raise RuntimeError(f"onnx2tf finished but did not write {missing}")
