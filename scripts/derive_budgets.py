@@ -2,7 +2,8 @@
 
     python -m scripts.derive_budgets collect LABEL=REPORT.json [LABEL=REPORT.json ...]
         keep the parity and accuracy measurements of matrix runs (one per CPU configuration, e.g.
-        native=reports/native/report.json avx2=reports/avx2/report.json) in golden/budget_measurements.json
+        native=reports/native/report.json avx2=reports/avx2/report.json) in golden/budget_measurements.json;
+        LABEL=golden/budget_measurements.json keeps an earlier file's rows of that label (another machine's)
     python -m scripts.derive_budgets derive [--check]
         write budgets.toml and the `pinned` ranges of known_failures.toml from those measurements; with
         --check, only say whether the files are what the measurements give (a self-test runs this)
@@ -29,10 +30,13 @@ For the reference suite (an artifact against the simulation of its own quantizat
   constant every stored filter and bias within half a step of its float value (round to nearest), a stated
            rule: 0.501 allows the float64 evaluation of float32 grids
 
-  accuracy the drop ceiling is the larger of twice the worst clean drop and the worst clean drop plus two
-           standard deviations of a paired difference (100 sqrt(lost + gained) / n points), at least one image
-  pinned   a known failure's floor is its own worst measurement with the same doubling (3 dB); a known
-           failure that is itself a collapse (within 2x of a broken output) is said so in budgets.toml
+  accuracy the drop ceiling is the larger of twice the worst clean drop and, over the clean cases, the largest
+           drop plus two standard deviations of its paired difference (100 sqrt(lost + gained) / n points):
+           images flip both ways between CPUs' weight sets; at least one image
+  pinned   a known failure's floor is its own worst measurement with 1 dB of room (x1.26 error) for
+           shipped-weight models, whose values measured identical on every CPU configuration, and the budgets'
+           doubling (3 dB) for trained models, whose weights differ by CPU vendor; a known failure that is itself
+           a collapse (within 2x of a broken output) is said so in budgets.toml
 """
 from __future__ import annotations
 
@@ -64,6 +68,9 @@ FIXED = {  # stated, not measured: live PyTorch vs its own golden on another CPU
     "drift": {"min_cosine_worst": 0.99999, "max_abs_error": 1e-3},
 }
 BROKEN_MARGIN = 2.0
+# a known failure's room below its own worst measurement, in error: 1 dB where weights are shipped (every
+# measured CPU gave the same values), the budgets' doubling where weights are trained and differ by CPU vendor
+PIN_ROOM = {"parity": 10 ** 0.1, "trained": 2.0}
 EXCESS_ALLOWANCE = 0.5  # dB
 CONSTANT_STEPS = 0.501
 
@@ -80,14 +87,22 @@ def collect(labelled_reports: list[str]) -> None:
         label, _, path = item.partition("=")
         if not path:
             raise SystemExit(f"expected LABEL=REPORT.json, got {item!r}")
-        env = json.loads(Path(path).read_text())["environment"]
-        for r in json.loads(Path(path).read_text())["results"]:
+        data = json.loads(Path(path).read_text())
+        if isinstance(data, list):  # an earlier measurements file: keep its rows of that run label
+            kept = [r for r in data if r["run"] == label]
+            if not kept:
+                raise SystemExit(f"{path} has no measurements labelled {label!r}")
+            rows += kept
+            continue
+        env = data["environment"]
+        cpu = " ".join([env.get("cpu", "")] + env.get("cpu_flags", []))
+        for r in data["results"]:
             if r.get("kind") not in ("parity", "accuracy") or r.get("error"):
                 continue
             keep = {k: r[k] for k in ("case", "kind", "arch", "population", "format", "precision", "metrics",
                                       "reference_metrics", "broken", "accuracy_drop", "lost", "gained", "images",
-                                      "reference_accuracy", "outcome") if r.get(k) is not None}
-            rows.append({**keep, "run": label, "cpu": env.get("cpu", ""), "tools": env.get("tools", {})})
+                                      "reference_accuracy", "outcome", "weights_sha256") if r.get(k) is not None}
+            rows.append({**keep, "run": label, "cpu": cpu, "tools": env.get("tools", {})})
     MEASUREMENTS.write_text(json.dumps(rows, indent=0, sort_keys=True) + "\n")
     log(f"{len(rows)} measurements from {len(labelled_reports)} runs -> {MEASUREMENTS.relative_to(ROOT)}")
 
@@ -175,13 +190,18 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
     for precision, rows in sorted(drops.items()):
         worst = max(rows, key=lambda r: r["accuracy_drop"])
         n = worst["images"]
-        sd = 100 * math.sqrt(worst["lost"] + worst["gained"]) / n
-        value = max(2 * worst["accuracy_drop"], worst["accuracy_drop"] + 2 * sd, 100 / n)
+
+        def bound(r):  # the case's drop plus two standard deviations of its paired difference
+            return r["accuracy_drop"] + 2 * 100 * math.sqrt(r["lost"] + r["gained"]) / r["images"]
+
+        noisiest = max(rows, key=bound)
+        value = max(2 * worst["accuracy_drop"], bound(noisiest), 100 / n)
         value = math.ceil(value * 4) / 4  # quarter points (one image in 400)
         tables[f"accuracy.{precision}"]["max_accuracy_drop"] = value
         notes[f"accuracy.{precision}"].append(
             f"max_accuracy_drop = {value:g}: worst {worst['accuracy_drop']:+.2f} pt ({worst['case']}@{worst['run']}, "
-            f"-{worst['lost']}/+{worst['gained']} of {n}); n={len(rows)}")
+            f"-{worst['lost']}/+{worst['gained']} of {n}); largest drop + 2 sd {bound(noisiest):.2f} pt "
+            f"({noisiest['case']}, -{noisiest['lost']}/+{noisiest['gained']}); n={len(rows)}")
     trained = [r for r in clean if r["kind"] == "accuracy" and r["precision"] == "fp32"]
     accuracies = [r["reference_accuracy"] for r in trained if r.get("reference_accuracy") is not None]
     if accuracies:
@@ -250,7 +270,7 @@ def pins(measurements: list[dict], known: list[dict]) -> dict:
             found = [error(r["metrics"][metric]) for r in mine if metric in r.get("metrics", {})
                      and math.isfinite(r["metrics"][metric])]
             if found:
-                pinned[suite][key] = _round_down(inverse(2 * max(found)), key)
+                pinned[suite][key] = _round_down(inverse(PIN_ROOM[suite] * max(found)), key)
         excess = [r["reference_metrics"]["excess_error_db"] for r in mine
                   if "excess_error_db" in r.get("reference_metrics", {})]
         if excess:  # the known failure's own excess error, with 3 dB of room
