@@ -14,7 +14,10 @@ The rules. For the suites parity and trained, per precision and metric, in error
   clean    every measured case of that suite and precision, on every CPU configuration, except held-out
            models (registry `held_out`) and declared known failures
   ceiling  twice the worst clean error: a conversion twice as noisy as the worst correct one fails (3 dB in
-           SNR); never tighter than float32 round-off across CPUs and runtimes (ALLOWANCE)
+           SNR); never tighter than float32 round-off across CPUs and runtimes (ALLOWANCE), nor, for top-1
+           agreement, than one sample (1/32 of the golden set, 1/400 of the labelled split)
+  tail     the worst single sample's cosine is budgeted for fp32 and fp16 only (a round-off check); for
+           quantized precisions it is recorded and shown, not budgeted: one near-tied sample of 32 decides it
   broken   every model's expected outputs turned input-independent (each sample gets the mean output) or
            stale (each sample gets the previous sample's output) (compare.metrics.broken_outputs; each
            measured row records their SNR): every SNR floor must be at least twice, in dB, the best broken
@@ -67,6 +70,12 @@ ALLOWANCE = {"min_cosine_mean": 1e-6, "min_cosine_worst": 1e-6, "min_top1_agreem
 FIXED = {  # stated, not measured: live PyTorch vs its own golden on another CPU is float round-off only
     "drift": {"min_cosine_worst": 0.99999, "max_abs_error": 1e-3},
 }
+# top-1 agreement counts samples: no ceiling is finer than one of them (the golden set, the labelled split)
+SAMPLES = {"parity": 32, "trained": 400}
+# the single worst sample's cosine is a tail statistic: budgeted where it checks float round-off (fp32, fp16),
+# recorded and shown, not budgeted, for quantized precisions (one near-tied sample of 32 decides it)
+TAIL_KEYS = {"min_cosine_worst"}
+FLOAT_PRECISIONS = {"fp32", "fp16"}
 BROKEN_MARGIN = 2.0
 # a known failure's room below its own worst measurement, in error: 1 dB where weights are shipped (every
 # measured CPU gave the same values), the budgets' doubling where weights are trained and differ by CPU vendor
@@ -157,6 +166,8 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
         suite, metrics, where = ("parity" if r["kind"] == "parity" else "trained"), r.get("metrics", {}), \
             f"{r['case']}@{r['run']}"
         for key, (metric, error, _) in METRICS.items():
+            if key in TAIL_KEYS and r["precision"] not in FLOAT_PRECISIONS:
+                continue
             if metric in metrics and math.isfinite(metrics[metric]):
                 values[(suite, r["precision"], key)].append((error(metrics[metric]), where))
         if r["precision"] == "fp32" and "max_abs_error" in metrics:
@@ -168,7 +179,9 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
     tables: dict = defaultdict(dict)
     notes: dict = defaultdict(list)
     for (suite, precision, key), found in sorted(values.items()):
-        e, why = ceiling([e for e, _ in found], ALLOWANCE[key])
+        allowance = ALLOWANCE[key] if key != "min_top1_agreement" else 1 / SAMPLES[suite]
+        e, why = ceiling([e for e, _ in found], allowance)
+        why = "one sample" if key == "min_top1_agreement" and why == "float32 allowance" else why
         worst = max(found)
         if key == "max_abs_error":
             value = float(f"{e:.2g}")
