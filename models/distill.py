@@ -23,16 +23,12 @@ sha256 and measurements into models/checkpoints/MANIFEST.json; models.weights.Sh
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-MANIFEST = CHECKPOINTS / "MANIFEST.json"
 RECIPE = {"version": 2, "teacher": "efficientnet_lite0", "steps": 600, "batch": 16, "train_size": 160,
           "lr": 2e-3, "weight_decay": 1e-4, "temperature": 2.0, "init_seed": 0, "transplant_seed": 1,
           "stream": "distill", "bn_images": 64, "eval_images": 64, "dead_channel_ratio": 1e-3,
@@ -181,20 +177,9 @@ def distill(name: str, work: Path, log=print):
 
 def save(name: str, state: dict, metrics: dict) -> None:
     """Write <name>.safetensors (float16 parameters, float32 BN statistics) and its MANIFEST entry."""
-    import torch
-    from safetensors.torch import save_file
+    from models.weights import write_shipped
 
-    CHECKPOINTS.mkdir(exist_ok=True)
-    tensors = {k: (v.to(torch.float16) if v.is_floating_point() and "running_" not in k else v).contiguous()
-               for k, v in state.items()}
-    path = CHECKPOINTS / f"{name}.safetensors"
-    save_file(tensors, str(path))
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
-    manifest[name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                      "recipe": {**RECIPE, "steps": metrics["steps"]}, "metrics": metrics,
-                      "made_on": {"cpu": platform.processor() or platform.machine(),
-                                  "torch": torch.__version__, "time": time.strftime("%Y-%m-%d")}}
-    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    write_shipped(name, state, {**RECIPE, "steps": metrics["steps"]}, metrics)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 from models.digits import SIZE as DIGITS_SIZE
 from models.registry import get, names
 from models.subject import Subject
-from models.weights import Checkpoint, Trained, classifier_classes
+from models.weights import Checkpoint, Shipped, Trained, classifier_classes
 
 
 class SubjectError(ValueError):
@@ -25,11 +25,16 @@ def natural(checkpoints: dict[str, str] | None = None) -> list[Subject]:
 
 
 def digits() -> list[Subject]:
-    """Every architecture with a 10-class head at 32x32, trained on digits by the suite (models.training),
-    from the seeded init even where the registry ships weights. Held-out models are weight variants of a
-    zoo architecture, so they have no digits variant of their own."""
-    return [Subject.of(name, Trained("digits"), id=f"{name}_digits", num_classes=10, input_size=DIGITS_SIZE,
-                       data="digits") for name in names() if not get(name).held_out]
+    """Every architecture with a 10-class head at 32x32, trained on digits by the suite's recipe
+    (models.training) from the seeded init: the shipped weights, or trained in the run where
+    CONVSUITE_DIGITS_WEIGHTS asks for it. Held-out models are weight variants of a zoo architecture, so they
+    have no digits variant of their own."""
+    from models.training import weights_mode
+
+    mode = weights_mode()
+    return [Subject.of(name, Shipped(f"{name}_digits") if mode == "shipped" else Trained("digits"),
+                       id=f"{name}_digits", num_classes=10, input_size=DIGITS_SIZE, data="digits")
+            for name in names() if not get(name).held_out]
 
 
 def user_folder(model: str, folder: str, checkpoint: str | None = None) -> Subject:

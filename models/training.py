@@ -1,5 +1,6 @@
-"""Deterministic training on a labelled task (digits): how `models.weights.Trained` fills a network. It runs
-inside the cached, isolated `weights` build step.
+"""Deterministic training on a labelled task (digits): the recipe behind the shipped `<model>_digits`
+weights (models/checkpoints/, written by `python -m models.training`) and the `weights` build step when a
+measurement asks for freshly trained weights (CONVSUITE_DIGITS_WEIGHTS).
 
 Fixed recipe: AdamW, one-cycle schedule, random +-2 px shifts drawn from PCG64, one thread, deterministic
 algorithms. After training, BatchNorm running statistics are re-estimated on the training set: MobileNetV3's
@@ -7,16 +8,23 @@ small BN momentum (0.01) otherwise leaves them far from the final weights' stati
 to chance.
 
 The same recipe gives different weights on different CPUs when the kernels follow the CPU: oneDNN picks
-kernels per instruction set, MKL its code path, ATen its vector width. The build step pins all three to
-AVX2 (DETERMINISTIC_ENV, set before torch is imported), so on one machine the weights are the same whatever
-ONEDNN_MAX_CPU_ISA or ATEN_CPU_CAPABILITY say. Across CPU vendors they still differ (measured: this AMD EPYC
-and an Intel Sapphire Rapids give different weights under the same AVX2 pinning; so does an emulated Intel
-Haswell with oneDNN and NNPACK off altogether, at 5-10x the training time), which is why budgets are
-derived over weight sets trained with different kernels (scripts/derive_budgets.py).
+kernels per instruction set (and blocks by cache size), MKL its code path, ATen its vector width. Training
+pins all three to AVX2 (DETERMINISTIC_ENV, set before torch is imported), so on one machine the weights are
+the same whatever ONEDNN_MAX_CPU_ISA or ATEN_CPU_CAPABILITY say; two AMD EPYC machines (AVX2, AVX-512 VNNI)
+gave bit-identical weights. Across CPU vendors they still differ (an Intel Sapphire Rapids under the same
+pinning; an emulated Intel Haswell with oneDNN and NNPACK off, at 5-10x the training time). So the weights
+the matrix judges are the shipped float16 files, the same bytes on every machine; training is how they are
+made, and how budget measurements sample the weight sets other CPUs would give:
+
+    CONVSUITE_DIGITS_WEIGHTS=shipped       (default) models/checkpoints/<model>_digits.safetensors
+    CONVSUITE_DIGITS_WEIGHTS=train         trained in the weights build step, kernels pinned
+    CONVSUITE_DIGITS_WEIGHTS=train-native  trained with whatever kernels the CPU and ONEDNN_MAX_CPU_ISA pick
 """
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -25,13 +33,21 @@ RECIPE = {"epochs": 12, "batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "shift": 
 DETERMINISTIC_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
                      "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TASKS = ("digits",)
-# Measurement only (scripts/derive_budgets.py): "native" trains with whatever kernels the CPU and oneDNN's
-# ONEDNN_MAX_CPU_ISA pick, to sample the weight sets other CPUs produce. Never set it in CI.
-KERNELS_ENV = "CONVSUITE_TRAINING_KERNELS"
+# Where the digits weights come from (module docstring). The train modes are for measurements
+# (scripts/derive_budgets.py) and for checking the recipe; never set them in CI.
+WEIGHTS_ENV = "CONVSUITE_DIGITS_WEIGHTS"
+WEIGHTS_MODES = ("shipped", "train", "train-native")
+
+
+def weights_mode() -> str:
+    mode = os.environ.get(WEIGHTS_ENV, "shipped")
+    if mode not in WEIGHTS_MODES:
+        raise ValueError(f"{WEIGHTS_ENV}={mode!r}: expected one of {', '.join(WEIGHTS_MODES)}")
+    return mode
 
 
 def pinned() -> bool:
-    return os.environ.get(KERNELS_ENV, "pinned") != "native"
+    return weights_mode() != "train-native"
 
 
 def identity(task: str) -> dict:
@@ -88,3 +104,58 @@ def train(net, arch, task: str = "digits", recipe: dict = RECIPE, log=print) -> 
     net.eval()
     log(f"[convsuite] trained: test accuracy {accuracy:.2f} % in {time.perf_counter() - start:.0f} s")
     return {"test_accuracy": accuracy, "seconds": time.perf_counter() - start}
+
+
+def main(argv=None) -> int:
+    """Train `<model>_digits` with the pinned kernels and ship it (models/checkpoints/, float16)."""
+    from models.registry import get, names
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training",
+        description="train zoo architectures on digits with the fixed recipe and pinned kernels, and write "
+                    "models/checkpoints/<model>_digits.safetensors (float16) with its MANIFEST entry")
+    parser.add_argument("models", nargs="*", help="architectures to train (default: every zoo architecture "
+                                                  "that is not held out)")
+    args = parser.parse_args(argv)
+    todo = args.models or [n for n in names() if not get(n).held_out]
+    unknown = sorted(set(todo) - set(names()))
+    if unknown:
+        parser.error(f"unknown models {unknown}; registered: {', '.join(names())}")
+    if any(os.environ.get(k) != v for k, v in DETERMINISTIC_ENV.items()):
+        # the kernel pins only take effect before torch is loaded: start again with them set
+        os.execve(sys.executable, [sys.executable, "-m", "models.training", *todo],
+                  {**os.environ, **DETERMINISTIC_ENV})
+    import hashlib
+
+    import torch
+    from safetensors.torch import save
+
+    from models import digits
+    from models.subject import Subject
+    from models.weights import SeededInit, shipped_state, write_shipped
+
+    for name in todo:
+        subject = Subject.of(name, SeededInit(0), id=f"{name}_digits", num_classes=10, input_size=digits.SIZE,
+                             data="digits")
+        net = subject.build()
+        arch = subject.arch()
+        metrics = train(net, arch, "digits", log=lambda line: print(line, flush=True))
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        # the hash the matrix records for weights it trains itself (converters.torch_weights.build_weights)
+        trained = hashlib.sha256(save({k: v.contiguous() for k, v in state.items()})).hexdigest()
+        net.load_state_dict(shipped_state(state))
+        x_test, y_test = digits.split(arch.input, "test")
+        with torch.inference_mode():
+            shipped = float((net(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean() * 100)
+        metrics = {"test_accuracy_float32": metrics["test_accuracy"], "test_accuracy": shipped,
+                   "seconds": round(metrics["seconds"], 1), "trained_float32_sha256": trained}
+        path = write_shipped(f"{name}_digits", state, {**RECIPE, "task": "digits", "kernels": DETERMINISTIC_ENV,
+                                                      "init": SeededInit(0).identity()}, metrics)
+        print(f"[training] {name}_digits: {shipped:.2f} % shipped (float32 {metrics['test_accuracy_float32']:.2f}"
+              f" %) -> {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

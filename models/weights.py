@@ -216,10 +216,44 @@ def _listing(title: str, items: list[str], limit: int = 12) -> str:
     return f"\n  {title} ({len(items)}): " + ", ".join(items[:limit]) + more
 
 
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+MANIFEST = CHECKPOINTS / "MANIFEST.json"
+
+
+def write_shipped(name: str, state: dict, recipe: dict, metrics: dict) -> Path:
+    """Write models/checkpoints/<name>.safetensors (float16 parameters, float32 BatchNorm statistics) and its
+    MANIFEST entry (sha256, recipe, measurements, where it was made). The float16 file is the definition of
+    the weights: `Shipped` reads it back as float32 on every machine."""
+    import json
+    import platform
+    import time
+
+    from safetensors.torch import save_file
+
+    CHECKPOINTS.mkdir(exist_ok=True)
+    tensors = {k: (v.to(torch.float16) if v.is_floating_point() and "running_" not in k else v).contiguous()
+               for k, v in state.items()}
+    path = CHECKPOINTS / f"{name}.safetensors"
+    save_file(tensors, str(path))
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    manifest[name] = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                      "recipe": {**recipe, "storage": "float16"}, "metrics": metrics,
+                      "made_on": {"cpu": platform.processor() or platform.machine(),
+                                  "torch": torch.__version__, "time": time.strftime("%Y-%m-%d")}}
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def shipped_state(state: dict) -> dict:
+    """`state` as `write_shipped` stores and `Shipped` loads it (float16-rounded parameters)."""
+    return {k: v.to(torch.float16).float() if v.is_floating_point() and "running_" not in k else v
+            for k, v in state.items()}
+
+
 @dataclass(frozen=True)
 class Shipped:
-    """Weights that ship with the suite in models/checkpoints/ (distilled by models.distill; float16
-    parameters, read back as float32). The file must match the sha256 in models/checkpoints/MANIFEST.json:
+    """Weights that ship with the suite in models/checkpoints/ (distilled by models.distill, or trained on
+    digits by models.training; float16 parameters, read back as float32). The file must match the sha256 in models/checkpoints/MANIFEST.json:
     these weights are the same on every machine, whatever CPU would have trained them."""
 
     KIND = "shipped"
@@ -228,12 +262,11 @@ class Shipped:
     def resolve(self) -> tuple[Path, str]:
         import json
 
-        from models.distill import CHECKPOINTS, MANIFEST
-
         entry = json.loads(MANIFEST.read_text()).get(self.name) if MANIFEST.is_file() else None
         if entry is None:
+            maker = "models.training" if self.name.endswith("_digits") else "models.distill"
             raise CheckpointError(f"no shipped weights for {self.name!r} in {MANIFEST}; make them with "
-                                  f"`python -m models.distill {self.name}`")
+                                  f"`python -m {maker} {self.name.removesuffix('_digits')}`")
         path = CHECKPOINTS / entry["file"]
         if not path.is_file() or file_sha256(str(path)) != entry["sha256"]:
             raise CheckpointError(f"{path} is missing or does not match the sha256 in {MANIFEST.name} "
