@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("models", "converters", "compare", "report", "harness")
+PACKAGES = ("models", "converters", "compare", "diagnose", "report", "harness")
 
 
 def _module_file(name: str, root: Path) -> Path | None:

@@ -23,6 +23,7 @@ LATENCY_THREADS = "--latency-threads"
 LATENCY_UNOPTIMIZED = "--latency-unoptimized"
 LATENCY_SLOWDOWN = "--latency-slowdown"
 FORMATS_FROM = "--formats-from"
+DIAGNOSE = "--diagnose"
 INI_WEIGHTS = "convsuite_weights"
 INI_FORMATS = "convsuite_formats"
 ENV_CACHE = "CONVSUITE_CACHE_DIR"
@@ -55,6 +56,12 @@ def add_options(parser) -> None:
     group.addoption(CALIBRATION, default="natural", choices=("natural", "wrong_scale", "wrong_data"),
                     help="calibration data for integer quantization; the wrong_* modes exist to prove that "
                          "a mis-calibrated conversion is caught (default natural)")
+    group.addoption(DIAGNOSE, default="failing", choices=("failing", "all", "mitigate", "off"),
+                    help="localize parity cases layer by layer, named by PyTorch module (onnxruntime and "
+                         "TFLite artifacts; diagnose/): failing and known-failure cases (default), all, or off; "
+                         "mitigate: the "
+                         "failing ones plus the onnxruntime quantization levers measured (minutes a case); "
+                         "recorded in report.json as `diagnosis` and shown in the report, never changing a verdict")
     group.addoption(REPORT_DIR, default=None, metavar="DIR",
                     help="write the conformance report (Markdown, HTML, JSON, plots) to DIR at the end of the run")
     group.addoption(REPORT_BASELINE, metavar="REPORT_JSON", default=None,

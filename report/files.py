@@ -54,10 +54,11 @@ def write_all(rows: list[ResultRow], out_dir: Path, env: dict, baseline: Path | 
     rows = with_bounds(rows)
     matrix = build_matrix(rows, env.get("columns", []))
     pictures = [p for p in (plots.accuracy_vs_latency(matrix, out_dir), plots.size_per_format(matrix, out_dir)) if p]
-    blocks = document(env, rows, matrix, card, pictures, carried, plots.CAPTIONS)
+    diagnosed = plots.diagnosis(rows, out_dir)
+    blocks = document(env, rows, matrix, card, pictures, carried, plots.CAPTIONS, diagnosed)
     paths = [out_dir / MD_NAME, out_dir / HTML_NAME, out_dir / JSON_NAME]
     paths[0].write_text(markdown.render(blocks))
     paths[1].write_text(html.render(blocks))
     results = [{k: v for k, v in asdict(r).items() if v not in (None, {}, "")} for r in rows]
     paths[2].write_text(json.dumps({"environment": env, "results": results}, indent=1, sort_keys=True, default=str))
-    return paths + pictures
+    return paths + pictures + list(diagnosed.values())

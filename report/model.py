@@ -202,8 +202,39 @@ def known_failures(rows: list[ResultRow]) -> list[tuple[str, str, str]]:
     return sorted({(r.kind, r.case, r.known_failure or "") for r in rows if r.outcome == Outcome.KNOWN.value})
 
 
+DIAGNOSIS_LAYERS = 8  # the layers that add the most error, shown per diagnosed case
+
+
+def diagnosis_blocks(rows: list[ResultRow], plots: dict[str, Path]) -> list:
+    """Per diagnosed case: where the error comes from (diagnose/), the layers that add the most error by
+    themselves in graph order, and the per-layer plot."""
+    blocks: list = []
+    for row in sorted((r for r in rows if r.diagnosis), key=lambda r: r.case):
+        d = row.diagnosis
+        if "layers" not in d:
+            blocks.append(Paragraph(f"{row.case}: {d.get('unsupported') or d.get('error')}", meta=True))
+            continue
+        layers = [layer for layer in d["layers"] if layer.get("local_snr_db") is not None]
+        worst = sorted(layers, key=lambda layer: layer["local_snr_db"])[:DIAGNOSIS_LAYERS]
+        shown = [layer for layer in d["layers"] if layer in worst]
+        perturbation = d.get("perturbation_snr_db")
+        blocks.append(Bullets([(row.case, (
+            f"{row.outcome or ''}; first divergent layer {d['first_divergent_layer'] or 'none (every layer at float round-off)'}"
+            f", worst local layer {d['worst_local_layer']}; final output {d['final_snr_db']:.1f} dB SNR vs PyTorch over "
+            f"{d['samples']} inputs; {d['matched']} modules matched, {len(d['unmatched'])} not (folded, identity or "
+            f"renamed: report.json lists each with its reason); reading tensors out moved the final output to "
+            f"{_format(perturbation, '{:.1f}')} dB SNR of the artifact's own"))]))
+        blocks.append(Table(["module", "op", "local SNR dB", "cumulative SNR dB"], [
+            [TableCell([layer["module"]]), TableCell([layer["op"]]),
+             TableCell([_format(layer["local_snr_db"], "{:.1f}")]), TableCell([_format(layer["cumulative_snr_db"], "{:.1f}")])]
+            for layer in shown]))
+        if row.case in plots:
+            blocks.append(Image(plots[row.case], f"{row.case}: local and cumulative SNR per matched layer"))
+    return [Heading(2, "Diagnosis: where the error comes from")] + blocks if blocks else []
+
+
 def document(env: dict, rows: list[ResultRow], matrix: Matrix, card, pictures: list[Path], carried: str,
-             captions: dict[str, str]) -> list:
+             captions: dict[str, str], diagnosis_plots: dict[str, Path] | None = None) -> list:
     """The report as blocks, in reading order."""
     tools = ", ".join(f"{k} {v}" for k, v in env.get("tools", {}).items())
     blocks: list = [Heading(1, "Conformance report"),
@@ -221,6 +252,7 @@ def document(env: dict, rows: list[ResultRow], matrix: Matrix, card, pictures: l
         blocks += [Heading(2, "Known failures"), Bullets([(f"{kind} {case}", reason) for kind, case, reason in known])]
     if pictures:
         blocks += [Heading(2, "Plots")] + [Image(p, captions.get(p.stem, "")) for p in pictures]
+    blocks += diagnosis_blocks(rows, diagnosis_plots or {})
     header, body = case_table([r for r in rows if r.kind not in LINE_KINDS])
     blocks += [Heading(2, "All cases"), Table(header, [[TableCell([c]) for c in line] for line in body])]
     for kind, title in (("architecture", "Architectures vs published figures"),

@@ -100,6 +100,37 @@ def size_per_format(matrix: Matrix, out: Path) -> Path | None:
     return _save(plt, fig, out / "size_per_format.png")
 
 
+def diagnosis(rows, out: Path) -> dict:
+    """Per diagnosed case, local and cumulative SNR of every matched layer in graph order, the first
+    divergent layer marked: {case: png path}."""
+    found = {}
+    for row in rows:
+        layers = (row.diagnosis or {}).get("layers")
+        if not layers:
+            continue
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        index = range(len(layers))
+        for key, label, style in (("cumulative_snr_db", "cumulative", "-"), ("local_snr_db", "local", ":")):
+            values = [layer[key] if layer[key] is not None and layer[key] != float("inf") else float("nan")
+                      for layer in layers]
+            ax.plot(index, values, style, marker=".", markersize=3, label=label)
+        first = row.diagnosis.get("first_divergent_layer")
+        for i, layer in enumerate(layers):
+            if layer["module"] == first:
+                ax.axvline(i, color=VERDICT_COLOURS["FAIL"], alpha=0.5)
+                ax.annotate(first, (i, ax.get_ylim()[1]), fontsize=7, ha="left", va="top")
+        ticks = list(index)[::max(1, len(layers) // 20)]
+        ax.set_xticks(ticks, [layers[i]["module"] for i in ticks], rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel("SNR vs PyTorch (dB)", fontsize=8)
+        ax.set_title(row.case, fontsize=9)
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.25)
+        fig.tight_layout()
+        found[row.case] = _save(plt, fig, out / f"diagnosis-{row.case}.png")
+    return found
+
+
 def _save(plt, fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -3,13 +3,16 @@ and its quantization cost), and each quantized artifact against its simulated-qu
 conversion's own error)."""
 from __future__ import annotations
 
+import diagnose
 from compare.metrics import broken_snr_db
 from compare.verdict import decide
 from harness.checks import output_verdicts, row_for, settle, simulated
+from harness.options import DIAGNOSE
 from models import datasets
 
 
-def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, record_result, conversion):
+def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, record_result, conversion,
+                pytestconfig):
     case = parity_case
     row = row_for(case, "parity")
     golden = golden_store(case.subject)
@@ -23,5 +26,8 @@ def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, re
     row.metrics = verdicts[0].metrics
     row.broken = broken_snr_db(golden.logits)
     row.reference_metrics = verdicts[1].metrics if len(verdicts) > 1 else {}
+    decision = decide(case.id, verdicts, known_failures.lookup(case.id, "parity"))
+    diagnose.attach(row, pipeline, case, inputs, pytestconfig.getoption(DIAGNOSE), decision.outcome,
+                    golden.logits, budgets.for_case("parity", case.id, case.precision))
     record_result(row)
-    settle(decide(case.id, verdicts, known_failures.lookup(case.id, "parity")))
+    settle(decision)

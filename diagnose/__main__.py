@@ -1,0 +1,95 @@
+"""Diagnose matrix cases from the command line: `python -m diagnose CASE_ID [CASE_ID ...]`.
+
+Builds (or reuses, from the artifact cache) the case's artifact, localizes its error layer by layer
+(diagnose.onnx_layers) and prints the layers that add the most error, named by PyTorch module; `--mitigate`
+also measures the onnxruntime quantization levers against the case's budget (diagnose.mitigate); `--json
+FILE` writes everything. The same diagnosis a run records with `--diagnose` (`--diagnose=mitigate`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _subject(subject_id: str):
+    from models import subjects
+
+    found = {s.id: s for s in subjects.natural() + subjects.digits()}
+    if subject_id not in found:
+        raise SystemExit(f"no model {subject_id!r}; known: {', '.join(sorted(found))}")
+    return found[subject_id]
+
+
+def _expected(pipeline, case):
+    """The outputs the case is judged against and its budget: golden outputs with the parity budget, or for
+    a digits model PyTorch's outputs with the trained budget (as the matrix judges them)."""
+    from compare import golden
+    from compare.budgets import Budgets
+    from harness.options import ROOT
+    from models import datasets
+    from models.images import array_digest
+
+    x = datasets.parity_inputs(case.subject)
+    budgets = Budgets.load(ROOT / "budgets.toml")
+    if case.subject.data == "digits":
+        return pipeline.reference_outputs(case.subject, x), budgets.for_case("trained", case.id, case.precision)
+    stored = golden.load(ROOT / "golden", case.subject.id, case.subject.identity(), array_digest(x))
+    return stored.logits, budgets.for_case("parity", case.id, case.precision)
+
+
+def main(argv=None) -> int:
+    from compare.cases import CaseId
+    from converters.cache import ArtifactCache
+    from converters.pipeline import Case, Pipeline
+    from diagnose import for_case, mitigations
+    from harness.options import ENV_CACHE, ROOT
+    from models import datasets
+
+    parser = argparse.ArgumentParser(prog="python -m diagnose", description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="+", help="case ids, e.g. mobilenet_v3_large-onnx-int8")
+    parser.add_argument("--cache", default=os.environ.get(ENV_CACHE, str(ROOT / ".convsuite-cache")),
+                        help=f"artifact cache (default ${ENV_CACHE} or .convsuite-cache/)")
+    parser.add_argument("--layers", type=int, default=10, help="how many of the worst layers to print")
+    parser.add_argument("--mitigate", action="store_true",
+                        help="measure the quantization levers too (onnxruntime int8 and dynamic_int8)")
+    parser.add_argument("--json", type=Path, help="write the diagnoses to this file")
+    args = parser.parse_args(argv)
+    pipeline = Pipeline(ArtifactCache(args.cache))
+    found = {}
+    for text in args.cases:
+        try:
+            cid = CaseId.parse(text)
+        except ValueError as exc:
+            parser.error(str(exc))
+        case = Case(_subject(cid.subject), cid.format, cid.precision)
+        d = found[text] = for_case(pipeline, case, datasets.parity_inputs(case.subject))
+        if "layers" not in d:
+            print(f"{text}: {d.get('unsupported') or d.get('error')}")
+            continue
+        print(f"{text}: first divergent layer {d['first_divergent_layer']}, worst local layer "
+              f"{d['worst_local_layer']}; final {d['final_snr_db']:.1f} dB SNR vs PyTorch over {d['samples']} "
+              f"inputs; {d['matched']} modules matched, {len(d['unmatched'])} not; read-out perturbation "
+              f"{d['perturbation_snr_db']:.1f} dB")
+        local = sorted((x for x in d["layers"] if x["local_snr_db"] is not None), key=lambda x: x["local_snr_db"])
+        worst = local[:args.layers]
+        for layer in d["layers"]:
+            if layer in worst:
+                print(f"  {layer['module']:<40} {layer['op']:<12} local {layer['local_snr_db']:7.1f} dB   "
+                      f"cumulative {layer['cumulative_snr_db'] if layer['cumulative_snr_db'] is not None else float('nan'):7.1f} dB")
+        if args.mitigate and case.precision in ("int8", "dynamic_int8"):
+            expected, budget = _expected(pipeline, case)
+            d["mitigations"] = mitigations(pipeline, case, datasets.parity_inputs(case.subject), expected, budget, d)
+            print(f"  {'lever':<58} {'SNR dB':>7} {'cos':>7} {'top-1':>6} {'verdict':>7} {'size MB':>8} {'latency':>8}")
+            for m in d["mitigations"]:
+                print(f"  {m['lever'][:58]:<58} {m['metrics'].get('snr_db', float('nan')):7.2f} "
+                      f"{m['metrics'].get('cosine_mean', float('nan')):7.4f} {m['metrics'].get('top1_agreement', float('nan')):6.3f} "
+                      f"{'pass' if m['passed'] else 'FAIL':>7} {m['size_bytes'] / 1e6:8.2f} {m['latency_ratio']:7.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(found, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

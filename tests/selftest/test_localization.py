@@ -1,0 +1,140 @@
+"""The localizer names the layer a fault was put in: a weight of one named PyTorch module's convolution
+scaled inside the artifact, on both toolchains, float and int8, and the diagnosis names that module as the
+first divergent and the worst local layer; on the clean artifact it names another (or none)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.selftest
+
+TARGET = "features.6.branch.dw"  # a depthwise block in the middle of MobileNetV3-Small
+
+
+def _subject():
+    from models import subjects
+
+    return next(s for s in subjects.digits() if s.model == "mobilenet_v3_small")
+
+
+def _scale_named_conv(src, dst, module: str, factor: float) -> str:
+    """Scale the weight (float) or the weight's dequantization scale (QDQ int8) of the convolution that
+    `module`'s scope owns; returns the node's name."""
+    import onnx
+    from onnx import numpy_helper
+
+    from diagnose.onnx_layers import module_path
+
+    model = onnx.load(str(src))
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    conv = next(n for n in model.graph.node if n.op_type == "Conv" and (module_path(n.name) or "").startswith(module))
+    weight = conv.input[1]
+    target = inits[weight] if weight in inits else inits[producer[weight].input[1]]  # DequantizeLinear's scale
+    value = numpy_helper.to_array(target)
+    target.CopyFrom(numpy_helper.from_array((value * factor).astype(value.dtype), target.name))
+    onnx.save(model, str(dst))
+    return conv.name
+
+
+def _scale_tflite_op(src, dst, tensor_name: str, factor: float) -> None:
+    """Scale the weights (float) or the weight quantization scales (integer) of the operator that writes
+    the tensor named `tensor_name`."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from converters.tflite_simulation import _constant
+
+    model = flatbuffer_utils.read_model(str(src))
+    graph = model.subgraphs[0]
+    # a quantized model keeps the float model's operator names up to the constants it fused (after ";")
+    op = next(op for op in graph.operators
+              if graph.tensors[op.outputs[0]].name.decode().split(";")[0] == tensor_name.split(";")[0])
+    weight = graph.tensors[op.inputs[1]]
+    if weight.quantization is not None and weight.quantization.scale is not None and len(weight.quantization.scale):
+        weight.quantization.scale = (np.asarray(weight.quantization.scale) * factor).tolist()
+    else:
+        data = _constant(model, graph, op.inputs[1])
+        model.buffers[weight.buffer].data = np.frombuffer((data * factor).astype(data.dtype).tobytes(), np.uint8)
+    flatbuffer_utils.write_model(model, str(dst))
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_fault_in_one_named_layer_is_localized_to_it(fmt, precision, pipeline, tmp_path):
+    from converters.onnx_names import ONNX_FILE
+    from converters.pipeline import Case
+    from diagnose.onnx_layers import localize
+    from models import datasets
+
+    from diagnose import tflite_layers
+
+    subject = _subject()
+    case = Case(subject, fmt, precision)
+    artifact = pipeline.artifact(case)
+    net = pipeline.torch_model(subject)
+    x = np.ascontiguousarray(datasets.labelled(subject, "test")[0][:8])
+    faulty = tmp_path / f"faulty{artifact.suffix}"
+    if fmt == "onnx":
+        float_onnx = pipeline.entry("onnx", subject) / ONNX_FILE
+        clean = localize(float_onnx, artifact, net, x, tmp_path)
+        node = _scale_named_conv(artifact, faulty, TARGET, 3.0)
+        found = localize(float_onnx, faulty, net, x, tmp_path)
+    else:
+        float_tflite = pipeline.artifact(Case(subject, "tflite", "fp32"))
+        clean = tflite_layers.localize(float_tflite, artifact, net, x)
+        conv = next(layer for layer in clean["layers"] if layer["module"].startswith(TARGET)
+                    and "CONV" in layer["op"])
+        node = conv["tensor"]
+        _scale_tflite_op(artifact, faulty, node, 3.0)
+        found = tflite_layers.localize(float_tflite, faulty, net, x)
+    key = "local_snr_db" if fmt == "onnx" else "drop_db"
+    layers = {layer["module"]: layer for layer in found["layers"]}
+    print(f"{fmt}-{precision}: fault in {node}; named {found['first_divergent_layer']} ({key} "
+          f"{layers[found['worst_local_layer']][key]:.1f} dB), clean run named "
+          f"{clean['first_divergent_layer']}; {found['matched']} layers matched, {len(found['unmatched'])} not")
+    assert found["first_divergent_layer"].startswith(TARGET)
+    assert found["worst_local_layer"].startswith(TARGET)
+    assert not (clean["first_divergent_layer"] or "").startswith(TARGET)
+    # upstream of the fault nothing changed: the layers before it read the same in both diagnoses
+    before = [m for m in (layer["module"] for layer in clean["layers"]) if m.startswith("features.5")]
+    assert before and all(abs(layers[m]["cumulative_snr_db"] - next(
+        layer for layer in clean["layers"] if layer["module"] == m)["cumulative_snr_db"]) < 1e-6 for m in before)
+
+
+def test_the_report_row_carries_the_diagnosis_of_a_known_failure(pipeline, tmp_path):
+    """`diagnose.attach` on a failing outcome fills row.diagnosis; on a pass with the default mode it does
+    not; an artifact it cannot read is recorded as the diagnosis's error, not raised."""
+    import diagnose
+    from compare.cases import Outcome
+    from converters.pipeline import Case
+    from harness.checks import row_for
+    from models import datasets
+
+    case = Case(_subject(), "onnx", "int8")
+    x = datasets.labelled(case.subject, "test")[0]
+    row = row_for(case, "parity")
+    diagnose.attach(row, pipeline, case, x, "failing", Outcome.PASSED)
+    assert row.diagnosis is None
+    diagnose.attach(row, pipeline, case, x, "failing", Outcome.KNOWN)
+    assert row.diagnosis["matched"] > 20 and row.diagnosis["first_divergent_layer"]
+    row.outcome = Outcome.KNOWN.value
+    from report.files import write_all
+
+    written = write_all([row], tmp_path / "report", {"time": "now"})
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "Diagnosis: where the error comes from" in markdown and row.diagnosis["worst_local_layer"] in markdown
+    assert tmp_path / "report" / f"diagnosis-{case.id}.png" in written
+    eager = Case(case.subject, "pytorch", "fp32")
+    diagnose.attach(row, pipeline, eager, x, "all", Outcome.PASSED)
+    assert "not localized yet" in row.diagnosis["unsupported"]
+
+    class Broken:
+        cache = pipeline.cache
+
+        def artifact(self, case):
+            raise OSError("artifact unreadable")
+
+    diagnose.attach(row, Broken(), case, x, "all", Outcome.FAILED)
+    assert row.diagnosis == {"error": "OSError: artifact unreadable"}
