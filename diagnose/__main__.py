@@ -2,8 +2,9 @@
 
 Builds (or reuses, from the artifact cache) the case's artifact, localizes its error layer by layer
 (diagnose.onnx_layers) and prints the layers that add the most error, named by PyTorch module; `--mitigate`
-also measures the onnxruntime quantization levers against the case's budget (diagnose.mitigate); `--json
-FILE` writes everything. The same diagnosis a run records with `--diagnose` (`--diagnose=mitigate`)."""
+also measures the onnxruntime quantization levers against the case's budget (diagnose.mitigate), `--reduce
+DIR` writes a repro of the smallest sub-network that still shows the error (diagnose.reduce); `--json FILE`
+writes everything. The same diagnosis a run records with `--diagnose` (`--diagnose=mitigate`)."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--layers", type=int, default=10, help="how many of the worst layers to print")
     parser.add_argument("--mitigate", action="store_true",
                         help="measure the quantization levers too (onnxruntime int8 and dynamic_int8)")
+    parser.add_argument("--reduce", type=Path, metavar="DIR",
+                        help="reduce each onnxruntime int8/dynamic_int8 case to the smallest sub-network that "
+                             "still shows its error and write a repro directory under DIR/<case>/")
     parser.add_argument("--json", type=Path, help="write the diagnoses to this file")
     args = parser.parse_args(argv)
     pipeline = Pipeline(ArtifactCache(args.cache))
@@ -86,6 +90,15 @@ def main(argv=None) -> int:
                 print(f"  {m['lever'][:58]:<58} {m['metrics'].get('snr_db', float('nan')):7.2f} "
                       f"{m['metrics'].get('cosine_mean', float('nan')):7.4f} {m['metrics'].get('top1_agreement', float('nan')):6.3f} "
                       f"{'pass' if m['passed'] else 'FAIL':>7} {m['size_bytes'] / 1e6:8.2f} {m['latency_ratio']:7.2f}x")
+        if args.reduce and case.format == "onnx" and case.precision in ("int8", "dynamic_int8"):
+            from diagnose.reduce import reduce_case
+
+            d["reduction"] = reduce_case(pipeline, case, d, args.reduce / text)
+            for tried in d["reduction"]["tried"]:
+                print(f"  reduce to {tried['module']}: " + (tried.get("skipped") or
+                      f"{tried['snr_alone_db']:.1f} dB alone ({tried['nodes']} nodes), "
+                      f"{tried['local_snr_in_model_db'] if tried['local_snr_in_model_db'] is not None else float('nan'):.1f} dB in the model"))
+            print(f"  repro: {d['reduction'].get('repro') or 'no sub-network reproduces the error alone'}")
     if args.json:
         args.json.write_text(json.dumps(found, indent=1, default=float))
     return 0

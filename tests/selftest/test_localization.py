@@ -138,3 +138,25 @@ def test_the_report_row_carries_the_diagnosis_of_a_known_failure(pipeline, tmp_p
 
     diagnose.attach(row, Broken(), case, x, "all", Outcome.FAILED)
     assert row.diagnosis == {"error": "OSError: artifact unreadable"}
+
+
+def test_a_known_failure_reduces_to_a_repro_that_runs_on_its_own(pipeline, tmp_path):
+    """onnxruntime's dynamic int8 on MobileNetV3-Small (a known failure) reduces to the first divergent
+    layer, and the repro directory's script, run alone, measures what the suite measured."""
+    import subprocess
+    import sys
+
+    from converters.pipeline import Case
+    from diagnose import for_case
+    from diagnose.reduce import reduce_case
+    from models import datasets, subjects
+
+    subject = next(s for s in subjects.natural() if s.id == "mobilenet_v3_small")
+    case = Case(subject, "onnx", "dynamic_int8")
+    diagnosis = for_case(pipeline, case, datasets.parity_inputs(subject))
+    found = reduce_case(pipeline, case, diagnosis, tmp_path / "repro")
+    assert found["reproduced"] == diagnosis["first_divergent_layer"], found["tried"]
+    out = subprocess.run([sys.executable, "reproduce.py"], cwd=tmp_path / "repro", capture_output=True, text=True,
+                         check=True).stdout
+    assert f"{found['snr_alone_db']:.1f} dB (the suite measured {found['snr_alone_db']:.1f} dB)" in out
+    assert found["tried"][0]["float_snr_db"] > 60  # the cut itself is exact; the error is the quantizer's
