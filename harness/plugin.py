@@ -22,6 +22,7 @@ MARKERS = {
     "latency": "pytest-benchmark latency cases; a serial pass of their own: pytest -n 0 -m latency",
     "slow": "heavy models (ResNet-50): only in the full matrix (tox -e matrix)",
     "extended": "models beyond CI's representative profile (tox -e tests deselects them; tox -e matrix runs them)",
+    "fuzz": "the long fuzzing profile (generated architectures through every path): pytest -m fuzz",
 }
 
 
