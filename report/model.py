@@ -230,6 +230,13 @@ def diagnosis_blocks(rows: list[ResultRow], plots: dict[str, Path]) -> list:
             for layer in shown]))
         if row.case in plots:
             blocks.append(Image(plots[row.case], f"{row.case}: local and cumulative SNR per matched layer"))
+        if d.get("mitigations"):
+            blocks.append(Table(["lever", "SNR dB", "cosine", "top-1", "verdict", "size MB", "latency vs artifact"], [
+                [TableCell([m["lever"]]), TableCell([_format(m["metrics"].get("snr_db"), "{:.2f}")]),
+                 TableCell([_format(m["metrics"].get("cosine_mean"), "{:.4f}")]),
+                 TableCell([_format(m["metrics"].get("top1_agreement"), "{:.3f}")]),
+                 TableCell(["pass" if m["passed"] else "FAIL"]), TableCell([f"{m['size_bytes'] / 1e6:.2f}"]),
+                 TableCell([f"{m['latency_ratio']:.2f}x"])] for m in d["mitigations"]]))
     return [Heading(2, "Diagnosis: where the error comes from")] + blocks if blocks else []
 
 

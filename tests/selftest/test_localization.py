@@ -160,3 +160,30 @@ def test_a_known_failure_reduces_to_a_repro_that_runs_on_its_own(pipeline, tmp_p
                          check=True).stdout
     assert f"{found['snr_alone_db']:.1f} dB (the suite measured {found['snr_alone_db']:.1f} dB)" in out
     assert found["tried"][0]["float_snr_db"] > 60  # the cut itself is exact; the error is the quantizer's
+
+
+def test_mitigation_measures_the_levers_and_finds_what_restores_a_known_failure(pipeline, budgets, golden_store,
+                                                                                 tmp_path):
+    """--diagnose=mitigate on onnxruntime dynamic int8 of MobileNetV3-Small (a known failure): the suite's own
+    setting fails its budget, and leaving the localized depthwise layer float restores it (measured)."""
+    import diagnose
+    from compare.cases import Outcome
+    from converters.pipeline import Case
+    from harness.checks import row_for
+    from models import datasets, subjects
+    from report.files import write_all
+
+    subject = next(s for s in subjects.natural() if s.id == "mobilenet_v3_small")
+    case = Case(subject, "onnx", "dynamic_int8")
+    x = datasets.parity_inputs(subject)
+    row = row_for(case, "parity", outcome=Outcome.KNOWN.value)
+    diagnose.attach(row, pipeline, case, x, "mitigate", Outcome.KNOWN, golden_store(subject).logits,
+                    budgets.for_case("parity", case.id, case.precision))
+    levers = row.diagnosis["mitigations"]
+    print("\n".join(f"{m['lever']}: {m['metrics']['snr_db']:.1f} dB {'pass' if m['passed'] else 'FAIL'} "
+                    f"{m['latency_ratio']:.2f}x" for m in levers))
+    assert levers[0]["lever"] == "the suite's settings" and not levers[0]["passed"]
+    greedy = [m for m in levers if m["lever"].startswith("greedy")]
+    assert greedy and greedy[-1]["passed"] and row.diagnosis["first_divergent_layer"] in greedy[-1]["note"]
+    write_all([row], tmp_path, {"time": "now"})
+    assert "| lever | SNR dB |" in (tmp_path / "report.md").read_text()
