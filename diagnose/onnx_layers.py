@@ -181,8 +181,13 @@ def localize(float_onnx: Path, artifact: Path, net, x: np.ndarray, work: Path) -
     augmented = work / "augmented.onnx"
     modify_model_output_intermediate_tensors(str(artifact), str(augmented))
     session = _session(str(augmented))
-    names = [o.name for o in session.get_outputs()]
-    values = dict(zip(names, _per_sample(session, {input_name: x})))
+    # read out only the matched tensors (what the next layer sees) and the final output: a 224x224 model's
+    # every tensor over 8 inputs would take gigabytes
+    seen_of = {layer.module: layer.tensor + DEQUANTIZED if layer.tensor + DEQUANTIZED in present else layer.tensor
+               for layer in layers}
+    available = {o.name for o in session.get_outputs()}
+    names = [n for n in [output_name] + [t + _TENSOR_SAVE_POSTFIX for t in seen_of.values()] if n in available]
+    values = dict(zip(names, _per_sample(session, {input_name: x}, names)))
     read = {n.removesuffix(_TENSOR_SAVE_POSTFIX): v.reshape(len(x), -1) for n, v in values.items()}
     final = _per_sample(_session(str(artifact)), {input_name: x}, [output_name])[0]
     perturbation = snr_db(final, read[output_name].reshape(final.shape)) if output_name in read else None
@@ -200,7 +205,7 @@ def localize(float_onnx: Path, artifact: Path, net, x: np.ndarray, work: Path) -
     for layer in layers:
         # what the next layer sees: a quantizer's DequantizeLinear output where it quantized the tensor (it may
         # have dropped a Relu into the quantization range, leaving the unclipped tensor under the old name)
-        seen = layer.tensor + DEQUANTIZED if layer.tensor + DEQUANTIZED in present else layer.tensor
+        seen = seen_of[layer.module]
         if seen in read:
             layer.cumulative_snr_db = snr_db(reference[layer.module], read[seen].reshape(
                 reference[layer.module].shape))
