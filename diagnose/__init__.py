@@ -5,8 +5,8 @@ exporter's module scopes (diagnose.onnx_layers), TFLite artifacts by matching te
 
 `--diagnose=failing` (the default) diagnoses every parity case that fails or is a known failure,
 `--diagnose=all` every parity case, `--diagnose=off` none; `--diagnose=mitigate` diagnoses the failing ones
-and, for onnxruntime int8 and dynamic_int8, measures the quantization levers (diagnose.mitigate: minutes a
-case, so never the default). A diagnosis is cached like an artifact (keyed by
+and, for onnxruntime int8 and dynamic_int8 and TFLite int8 and full_int8, measures the quantization levers
+(diagnose.mitigate: minutes a case, so never the default). A diagnosis is cached like an artifact (keyed by
 the artifact's and the float graph's content, the weights, the inputs, this code, the tools and the CPU),
 so a warm run re-reads it; it never changes a verdict, and a diagnosis that breaks is recorded as its error.
 """
@@ -20,6 +20,13 @@ import numpy as np
 MODES = ("failing", "all", "mitigate", "off")
 SAMPLES = 8  # per-layer SNR over 8 inputs: enough to rank layers, a quarter of the parity set's cost
 FORMATS = ("onnx", "tflite")
+
+
+def _entry(pipeline, case) -> Path:
+    """The cache entry holding the case's artifact (a TFLite artifact sits in a sub-folder of it)."""
+    from converters import formats
+
+    return pipeline.entry(formats.get(case.format).artifacts[case.precision][0], case.subject)
 
 
 def wanted(mode: str, outcome) -> bool:
@@ -50,8 +57,10 @@ def for_case(pipeline, case, inputs: np.ndarray) -> dict:
         float_model = pipeline.artifact(Case(case.subject, "tflite", "fp32"))
         code = codehash.function_digest(tflite_layers.localize)
     weights = pipeline.entry("weights", case.subject)
-    key = make_key({"artifact": content_key(artifact.parent), "file": artifact.name,
-                    "float": content_key(float_model.parent), "weights": content_key(weights),
+    float_case = Case(case.subject, case.format, "fp32")
+    key = make_key({"artifact": content_key(_entry(pipeline, case)), "file": artifact.name,
+                    "float": content_key(_entry(pipeline, float_case)), "file_float": float_model.name,
+                    "weights": content_key(weights),
                     "inputs": array_digest(x), "code": code,
                     "tools": {t: tool_version(t) for t in ("onnx", "onnxruntime", "torch", "ai-edge-litert")},
                     "cpu": [latency.cpu_name(), latency.cpu_flags()]})
@@ -80,12 +89,12 @@ def mitigations(pipeline, case, inputs: np.ndarray, expected: np.ndarray, budget
     from diagnose import mitigate
     from models.images import array_digest
 
-    artifact = pipeline.artifact(case)
-    key = make_key({"artifact": content_key(artifact.parent), "inputs": array_digest(inputs),
+    key = make_key({"artifact": content_key(_entry(pipeline, case)), "file": pipeline.artifact(case).name,
+                    "inputs": array_digest(inputs),
                     "expected": array_digest(np.ascontiguousarray(expected, dtype=np.float32)),
                     "budget": repr(budget), "diagnosis": diagnosis.get("layers"),
                     "code": codehash.function_digest(mitigate.levers),
-                    "tools": {t: tool_version(t) for t in ("onnx", "onnxruntime")},
+                    "tools": {t: tool_version(t) for t in ("onnx", "onnxruntime", "tensorflow", "ai-edge-litert")},
                     "cpu": [latency.cpu_name(), latency.cpu_flags()]})
 
     def build(tmp: Path) -> None:
@@ -105,8 +114,9 @@ def attach(row, pipeline, case, inputs: np.ndarray, mode: str, outcome, expected
     row.diagnosis = None
     try:
         row.diagnosis = for_case(pipeline, case, inputs)
-        if mode == "mitigate" and "layers" in row.diagnosis and case.precision in ("int8", "dynamic_int8") \
-                and expected is not None:
+        if mode == "mitigate" and "layers" in row.diagnosis and expected is not None and (
+                (case.format == "onnx" and case.precision in ("int8", "dynamic_int8"))
+                or (case.format == "tflite" and case.precision in ("int8", "full_int8"))):
             row.diagnosis["mitigations"] = mitigations(pipeline, case, inputs, expected, budget, row.diagnosis)
     except Exception as exc:  # noqa: BLE001 - diagnosis must never change or hide the verdict
         row.diagnosis = {**(row.diagnosis or {}), "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:400]}

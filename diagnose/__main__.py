@@ -54,7 +54,8 @@ def main(argv=None) -> int:
                         help=f"artifact cache (default ${ENV_CACHE} or .convsuite-cache/)")
     parser.add_argument("--layers", type=int, default=10, help="how many of the worst layers to print")
     parser.add_argument("--mitigate", action="store_true",
-                        help="measure the quantization levers too (onnxruntime int8 and dynamic_int8)")
+                        help="measure the quantization levers too (onnxruntime int8 and dynamic_int8, TFLite int8 "
+                             "and full_int8)")
     parser.add_argument("--reduce", type=Path, metavar="DIR",
                         help="reduce each onnxruntime int8/dynamic_int8 case to the smallest sub-network that "
                              "still shows its error and write a repro directory under DIR/<case>/")
@@ -76,13 +77,17 @@ def main(argv=None) -> int:
               f"{d['worst_local_layer']}; final {d['final_snr_db']:.1f} dB SNR vs PyTorch over {d['samples']} "
               f"inputs; {d['matched']} modules matched, {len(d['unmatched'])} not; read-out perturbation "
               f"{d['perturbation_snr_db']:.1f} dB")
-        local = sorted((x for x in d["layers"] if x["local_snr_db"] is not None), key=lambda x: x["local_snr_db"])
-        worst = local[:args.layers]
+        # local SNR (onnxruntime), or for TFLite the cumulative SNR each layer loses (drop_db)
+        key, sign = ("local_snr_db", 1) if d["toolchain"] == "onnxruntime" else ("drop_db", -1)
+        ranked = sorted((x for x in d["layers"] if x.get(key) is not None), key=lambda x: sign * x[key])
+        worst = ranked[:args.layers]
         for layer in d["layers"]:
             if layer in worst:
-                print(f"  {layer['module']:<40} {layer['op']:<12} local {layer['local_snr_db']:7.1f} dB   "
-                      f"cumulative {layer['cumulative_snr_db'] if layer['cumulative_snr_db'] is not None else float('nan'):7.1f} dB")
-        if args.mitigate and case.precision in ("int8", "dynamic_int8"):
+                cumulative = layer["cumulative_snr_db"]
+                print(f"  {layer['module']:<40} {layer['op']:<18} {key.removesuffix('_db').replace('_', ' ')} "
+                      f"{layer[key]:7.1f} dB   cumulative {cumulative if cumulative is not None else float('nan'):7.1f} dB")
+        if args.mitigate and (case.precision in ("int8", "dynamic_int8") if case.format == "onnx"
+                              else case.precision in ("int8", "full_int8")):
             expected, budget = _expected(pipeline, case)
             d["mitigations"] = mitigations(pipeline, case, datasets.parity_inputs(case.subject), expected, budget, d)
             print(f"  {'lever':<58} {'SNR dB':>7} {'cos':>7} {'top-1':>6} {'verdict':>7} {'size MB':>8} {'latency':>8}")

@@ -187,3 +187,24 @@ def test_mitigation_measures_the_levers_and_finds_what_restores_a_known_failure(
     assert greedy and greedy[-1]["passed"] and row.diagnosis["first_divergent_layer"] in greedy[-1]["note"]
     write_all([row], tmp_path, {"time": "now"})
     assert "| lever | SNR dB |" in (tmp_path / "report.md").read_text()
+
+
+def test_tflite_levers_include_selective_quantization_of_the_localized_layers(pipeline, budgets, tmp_path):
+    """TFLite int8: the SavedModel of the same onnx2tf run re-converted by TensorFlow with the localized
+    layers denylisted (selective quantization) gives another model than without the denylist."""
+    from converters.pipeline import Case
+    from diagnose import for_case
+    from diagnose.mitigate import levers
+    from models import datasets
+
+    case = Case(_subject(), "tflite", "int8")
+    x = datasets.parity_inputs(case.subject)
+    diagnosis = for_case(pipeline, case, x)
+    found = levers(pipeline, case, pipeline.reference_outputs(case.subject, x), x,
+                   budgets.for_case("trained", case.id, case.precision), diagnosis, tmp_path)
+    by_lever = {m["lever"].split(" (")[0]: m for m in found}
+    print("\n".join(f"{m['lever']}: {m['metrics']['snr_db']:.2f} dB, {m['size_bytes']} B, {m['note']}" for m in found))
+    plain, selective = by_lever["TensorFlow's converter, same calibration"], by_lever["localized layers float"]
+    assert "nodes denylisted" in selective["note"] and not selective["note"].startswith("0 ")
+    assert (selective["size_bytes"], selective["metrics"]["snr_db"]) != (plain["size_bytes"], plain["metrics"]["snr_db"])
+    assert by_lever["16-bit activations"]["metrics"]["snr_db"] > plain["metrics"]["snr_db"]
