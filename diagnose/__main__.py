@@ -95,14 +95,17 @@ def main(argv=None) -> int:
                 print(f"  {m['lever'][:58]:<58} {m['metrics'].get('snr_db', float('nan')):7.2f} "
                       f"{m['metrics'].get('cosine_mean', float('nan')):7.4f} {m['metrics'].get('top1_agreement', float('nan')):6.3f} "
                       f"{'pass' if m['passed'] else 'FAIL':>7} {m['size_bytes'] / 1e6:8.2f} {m['latency_ratio']:7.2f}x")
-        if args.reduce and case.format == "onnx" and case.precision in ("int8", "dynamic_int8"):
-            from diagnose.reduce import reduce_case
+        if args.reduce and (case.precision in ("int8", "dynamic_int8") if case.format == "onnx"
+                            else case.precision not in ("fp32",)):
+            from diagnose.reduce import reduce_case, reduce_tflite_case
 
-            d["reduction"] = reduce_case(pipeline, case, d, args.reduce / text)
+            reduce = reduce_case if case.format == "onnx" else reduce_tflite_case
+            d["reduction"] = reduce(pipeline, case, d, args.reduce / text)
             for tried in d["reduction"]["tried"]:
                 print(f"  reduce to {tried['module']}: " + (tried.get("skipped") or
-                      f"{tried['snr_alone_db']:.1f} dB alone ({tried['nodes']} nodes), "
-                      f"{tried['local_snr_in_model_db'] if tried['local_snr_in_model_db'] is not None else float('nan'):.1f} dB in the model"))
+                      f"{tried['snr_alone_db']:.1f} dB alone ({tried['nodes']} nodes, float {tried['float_snr_db']:.1f} dB)"
+                      + (f", {tried['local_snr_in_model_db']:.1f} dB local in the model"
+                         if tried.get("local_snr_in_model_db") is not None else "")))
             print(f"  repro: {d['reduction'].get('repro') or 'no sub-network reproduces the error alone'}")
     if args.json:
         args.json.write_text(json.dumps(found, indent=1, default=float))
