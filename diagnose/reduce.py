@@ -69,15 +69,18 @@ def _enclosing(module: str) -> list[str]:
     return [".".join(parts[:k]) for k in range(len(parts), 0, -1)]
 
 
-def _cut(graph, module: str):
-    """(inputs, exit tensor) of `module`'s scope in `graph`, or None when the scope hands on several tensors."""
+def _cut(graph, modules: list[str]):
+    """(inputs, exit tensor) of the scopes of `modules` together, or None when they hand on several tensors."""
     from diagnose.onnx_layers import module_path
+
+    def inside(name: str) -> bool:
+        path = module_path(name) or ""
+        return any(path == m or path.startswith(m + ".") for m in modules)
 
     producer = {o: i for i, n in enumerate(graph.node) for o in n.output}
     constants = {i for i, n in enumerate(graph.node) if n.op_type == "Constant"}
     initializers = {t.name for t in graph.initializer}
-    nodes = {i for i, n in enumerate(graph.node)
-             if (module_path(n.name) or "") == module or (module_path(n.name) or "").startswith(module + ".")}
+    nodes = {i for i, n in enumerate(graph.node) if inside(n.name)}
     if not nodes:
         return None
     consumers: dict[str, set] = {}
@@ -91,9 +94,71 @@ def _cut(graph, module: str):
     return (inputs, exits[0]) if len(exits) == 1 else None
 
 
+def _label(modules: list[str]) -> str:
+    return modules[0] if len(modules) == 1 else f"{modules[0]}..{modules[-1]}"
+
+
+def _search(first: str, order: list[str], attempt_cut, tried: list[dict]) -> list[str] | None:
+    """The smallest contiguous sub-network around `first` for which attempt(modules) is true: the module
+    itself, then each enclosing module; where one is a numbered block of a sequence (`features.7`), the runs
+    of blocks starting there (features.7..features.8, ..7..10, ..7..14: doubling, then bisected down to the
+    shortest run that still reproduces). A cut that breaks is recorded in `tried` as skipped."""
+    def attempt(modules: list[str]) -> bool:
+        try:
+            return attempt_cut(modules)
+        except Exception as exc:  # noqa: BLE001 - one cut that cannot be made or run does not end the search
+            tried.append({"module": _label(modules), "skipped": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+            return False
+
+    chain = _enclosing(first)
+    k = 0
+    while k < len(chain):
+        module = chain[k]
+        if attempt([module]):
+            return [module]
+        parent, _, index = module.rpartition(".")
+        if parent and index.isdigit():
+            blocks = sorted(int(m.rpartition(".")[2]) for m in order
+                            if m.rpartition(".")[0] == parent and m.rpartition(".")[2].isdigit())
+            start, last = int(index), blocks[-1]
+
+            def run(end: int) -> list[str]:
+                return [f"{parent}.{n}" for n in range(start, end + 1)]
+
+            lo, hi, step = start, None, 1
+            while lo < last:
+                end = min(start + step, last)
+                if attempt(run(end)):
+                    hi = end
+                    break
+                lo, step = end, step * 2
+            if hi is not None:
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if attempt(run(mid)):
+                        hi = mid
+                    else:
+                        lo = mid
+                return run(hi)
+            k = chain.index(parent) if parent in chain else k + 1
+            continue
+        k += 1
+    return None
+
+
+def _at_cut(extractor, input_name: str, inputs: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """The float graph's own values of `inputs` for model inputs `x` (PyTorch's up to round-off; a module's
+    PyTorch output is not always such a tensor: a convolution's BatchNorm is folded into it at export)."""
+    from diagnose.onnx_layers import _per_sample, _session
+
+    inner = [t for t in inputs if t != input_name]
+    found = dict(zip(inner, _per_sample(_session(extractor.extract_model([input_name], inner)), {input_name: x})))
+    return {t: x if t == input_name else found[t] for t in inputs}
+
+
 def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
-    """Try the candidates (module docstring); write the repro of the first that reproduces. Returns what
-    was tried and where the repro is."""
+    """Search the candidates (module docstring, `_search`) and write the repro of the smallest that
+    reproduces. Returns what was tried and where the repro is."""
     import onnx
     import onnxruntime
     from onnx.utils import Extractor
@@ -112,35 +177,28 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     if not first:
         raise ValueError(f"{case.id}: the diagnosis names no divergent layer; nothing to reduce")
     local = {layer["module"]: layer["local_snr_db"] for layer in diagnosis["layers"]}
-    artifact = pipeline.artifact(case)
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(artifact.parent / FLOAT_SOURCE_FILE)))
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(pipeline.artifact(case).parent / FLOAT_SOURCE_FILE)))
     net = pipeline.torch_model(case.subject)
     x = datasets.parity_inputs(case.subject)
     calibration = np.load(pipeline.calibration(case.subject) / CALIBRATION_FILE)
     order = [name for name, _ in net.named_modules() if name]
-    reference, calibrated = torch_outputs(net, x, order), torch_outputs(net, calibration, order)
-    tensor_of = {}  # tensor name -> module whose PyTorch output it is (matched by the diagnosis)
-    for layer in diagnosis["layers"]:
-        tensor_of[layer["tensor"]] = layer["module"]
+    reference = torch_outputs(net, x, order)
     input_name = model.graph.input[0].name
-    tried = []
     extractor = Extractor(model)
-    for module in _enclosing(first):
-        cut = _cut(model.graph, module)
-        if cut is None or module not in reference:
-            tried.append({"module": module, "skipped": "its scope hands on several tensors or none"})
-            continue
+    converter = "onnxruntime quantize_static (QDQ)" if case.precision == "int8" else "onnxruntime quantize_dynamic"
+    tried: list[dict] = []
+
+    def attempt(modules: list[str]) -> bool:
+        label, cut = _label(modules), _cut(model.graph, modules)
+        if cut is None or modules[-1] not in reference:
+            tried.append({"module": label, "skipped": "its scope hands on several tensors or none"})
+            return False
         inputs, exit_tensor = cut
-        if not all(t in tensor_of or t == input_name for t in inputs):
-            tried.append({"module": module, "skipped": "an input of its scope has no PyTorch counterpart"})
-            continue
-
-        def at_cut(values, raw):
-            return {t: raw if t == input_name else values[tensor_of[t]] for t in inputs}
-
-        feeds, calib = at_cut(reference, x), at_cut(calibrated, calibration)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        float_path, quant_path = out_dir / "float_subgraph.onnx", out_dir / "quantized_subgraph.onnx"
+        feeds, calib = _at_cut(extractor, input_name, inputs, x), _at_cut(extractor, input_name, inputs, calibration)
+        work = out_dir.parent / f".{out_dir.name}-{len(tried)}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        float_path, quant_path = work / "float_subgraph.onnx", work / "quantized_subgraph.onnx"
         onnx.save(extractor.extract_model(inputs, [exit_tensor]), str(float_path))
         if case.precision == "int8":
             quantize_static(str(float_path), str(quant_path), _Reader(calib), quant_format=QuantFormat.QDQ,
@@ -148,36 +206,57 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
                             reduce_range=True, calibrate_method=CalibrationMethod.MinMax)
         else:
             quantize_dynamic(str(float_path), str(quant_path), weight_type=QuantType.QInt8)
-        actual = _per_sample(_session(str(quant_path)), feeds)[0].reshape(reference[module].shape)
-        alone = snr_db(reference[module], actual)
-        as_float = snr_db(reference[module], _per_sample(_session(str(float_path)), feeds)[0].reshape(actual.shape))
-        inside = local.get(module)
-        row = {"module": module, "snr_alone_db": alone, "float_snr_db": as_float, "local_snr_in_model_db": inside,
+        expected = reference[modules[-1]]
+        actual = _per_sample(_session(str(quant_path)), feeds)[0].reshape(expected.shape)
+        alone = snr_db(expected, actual)
+        as_float = snr_db(expected, _per_sample(_session(str(float_path)), feeds)[0].reshape(expected.shape))
+        inside = local.get(label)
+        row = {"module": label, "snr_alone_db": alone, "float_snr_db": as_float, "local_snr_in_model_db": inside,
                "nodes": len(onnx.load(str(float_path)).graph.node), "inputs": inputs, "exit": exit_tensor}
         tried.append(row)
-        reproduces = alone < FAILING_DB and (inside is None or alone <= inside + REPRODUCE_DB)
-        if reproduces:
-            np.savez(out_dir / "inputs.npz", **feeds)
-            np.savez(out_dir / "calibration.npz", **calib)
-            np.save(out_dir / "expected.npy", reference[module])
-            np.save(out_dir / "actual.npy", actual)
-            converter = "onnxruntime quantize_static (QDQ)" if case.precision == "int8" else \
-                "onnxruntime quantize_dynamic"
-            (out_dir / "reproduce.py").write_text(SCRIPT.format(
-                case=case.id, converter=converter, module=module, model=case.subject.model,
-                ort=onnxruntime.__version__, snr=alone, convert=STATIC if case.precision == "int8" else DYNAMIC))
-            (out_dir / "README.md").write_text(
-                f"# {case.id}: reduced to `{module}`\n\n{converter}, onnxruntime {onnxruntime.__version__}. "
-                f"The float sub-network ({row['nodes']} nodes, inputs {', '.join(inputs)}) quantized alone with "
-                f"the suite's settings gives {alone:.1f} dB SNR against PyTorch's output of `{module}` on "
-                f"{len(x)} inputs (inside the whole model the same layer measured "
-                f"{'n/a' if inside is None else f'{inside:.1f}'} dB); the float sub-network itself gives {as_float:.1f} dB. "
-                f"Expected: expected.npy "
-                f"(PyTorch); actual: actual.npy. Run `python reproduce.py`.\n")
-            (out_dir / "tried.json").write_text(json.dumps(tried, indent=1, default=float))
-            return {"reproduced": module, "snr_alone_db": alone, "repro": str(out_dir), "tried": tried}
+        if as_float < MATCH_FLOAT_DB:
+            row["skipped"] = f"its float sub-graph does not reproduce PyTorch ({as_float:.1f} dB): not faithful"
+            shutil.rmtree(work)
+            return False
+        if not (alone < FAILING_DB and (inside is None or alone <= inside + REPRODUCE_DB)):
+            shutil.rmtree(work)
+            return False
+        np.savez(work / "inputs.npz", **feeds)
+        np.savez(work / "calibration.npz", **calib)
+        np.save(work / "expected.npy", expected)
+        np.save(work / "actual.npy", actual)
+        (work / "reproduce.py").write_text(SCRIPT.format(
+            case=case.id, converter=converter, module=label, model=case.subject.model,
+            ort=onnxruntime.__version__, snr=alone, convert=STATIC if case.precision == "int8" else DYNAMIC))
+        (work / "README.md").write_text(
+            f"# {case.id}: reduced to `{label}`\n\n{converter}, onnxruntime {onnxruntime.__version__}. The float "
+            f"sub-network ({row['nodes']} nodes, inputs {', '.join(inputs)}) quantized alone with the suite's "
+            f"settings gives {alone:.1f} dB SNR against PyTorch's output of `{modules[-1]}` on {len(x)} inputs "
+            f"(inside the whole model the same layer measured {'n/a' if inside is None else f'{inside:.1f}'} dB "
+            f"locally); the float sub-network itself gives {as_float:.1f} dB. Expected: expected.npy (PyTorch); "
+            f"actual: actual.npy. Run `python reproduce.py`.\n")
+        return True
+
+    return _finish(_search(first, order, attempt, tried), tried, out_dir)
+
+
+def _finish(found: list[str] | None, tried: list[dict], out_dir: Path) -> dict:
+    """Keep the smallest reproducing candidate's directory as `out_dir`, drop the others."""
+    label = _label(found) if found else None
+    kept = None
+    for k, row in enumerate(tried):
+        work = out_dir.parent / f".{out_dir.name}-{k}"
+        if label and row["module"] == label and work.is_dir():
+            kept = work
+        elif work.is_dir():
+            shutil.rmtree(work)
+    if kept is None:
+        return {"reproduced": None, "tried": tried}
     shutil.rmtree(out_dir, ignore_errors=True)
-    return {"reproduced": None, "tried": tried}
+    kept.rename(out_dir)
+    (out_dir / "tried.json").write_text(json.dumps(tried, indent=1, default=float))
+    row = next(r for r in tried if r["module"] == label)
+    return {"reproduced": label, "snr_alone_db": row["snr_alone_db"], "repro": str(out_dir), "tried": tried}
 
 
 class _Reader:
@@ -264,7 +343,7 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     from converters import predict, tflite_convert
     from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE
     from converters.tflite_runtime import TFLiteRunner
-    from diagnose.onnx_layers import _per_sample, _session, torch_outputs
+    from diagnose.onnx_layers import torch_outputs
     from models import datasets
 
     if case.format != "tflite" or case.precision not in tflite_convert.PRECISION_FILES:
@@ -280,78 +359,83 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     order = [name for name, _ in net.named_modules() if name]
     reference = torch_outputs(net, x, order)
     input_name = model.graph.input[0].name
-    tried = []
     extractor = Extractor(model)
-    for module in _enclosing(first):
-        cut = _cut(model.graph, module)
-        if cut is None or module not in reference:
-            tried.append({"module": module, "skipped": "its scope hands on several tensors or none"})
-            continue
+    tried: list[dict] = []
+
+    def attempt(modules: list[str]) -> bool:
+        label, cut = _label(modules), _cut(model.graph, modules)
+        if cut is None or modules[-1] not in reference:
+            tried.append({"module": label, "skipped": "its scope hands on several tensors or none"})
+            return False
         inputs, exit_tensor = cut
         if len(inputs) != 1:
-            tried.append({"module": module, "skipped": f"{len(inputs)} inputs (onnx2tf calibrates one here)"})
-            continue
-        source = inputs[0]
-        # the float graph's own values at the cut (PyTorch's up to round-off; a module's PyTorch output is not
-        # always the tensor: a convolution's BatchNorm is folded into it at export)
-        if source == input_name:
-            feed, calib = x, calibration
-        else:
-            prefix = _session(extractor.extract_model([input_name], [source]))
-            feed = _per_sample(prefix, {input_name: x})[0]
-            calib = _per_sample(prefix, {input_name: calibration})[0]
+            tried.append({"module": label, "skipped": f"{len(inputs)} inputs (onnx2tf calibrates one here)"})
+            return False
+        feed = _at_cut(extractor, input_name, inputs, x)[inputs[0]]
+        calib = _at_cut(extractor, input_name, inputs, calibration)[inputs[0]]
+        expected = reference[modules[-1]]
         if feed.ndim != 4:
-            tried.append({"module": module, "skipped": "its input is not an NCHW image tensor"})
-            continue
-        work = out_dir / "work"
+            tried.append({"module": label, "skipped": "its input is not an NCHW image tensor"})
+            return False
+        work = out_dir.parent / f".{out_dir.name}-{len(tried)}"
         shutil.rmtree(work, ignore_errors=True)
-        (work / "onnx").mkdir(parents=True)
-        (work / "tflite").mkdir()
+        (work / "converted").mkdir(parents=True)
         sub = extractor.extract_model(inputs, [exit_tensor])
         for node in sub.graph.node:
-            node.input[:] = [INPUT_NAME if t == source else t for t in node.input]
+            node.input[:] = [INPUT_NAME if t == inputs[0] else t for t in node.input]
         sub.graph.input[0].name = INPUT_NAME
-        onnx.save(sub, str(work / "onnx" / ONNX_FILE))
-        _onnx2tf(work / "onnx" / ONNX_FILE, calib, work / "tflite")
-        converted = work / "tflite" / tflite_convert.SAVED_MODEL_DIR / tflite_convert.PRECISION_FILES[case.precision]
-        expected = reference[module]
+        onnx.save(sub, str(work / "float_subgraph.onnx"))
+        files = work / "converted" / tflite_convert.SAVED_MODEL_DIR
+        try:
+            _onnx2tf(work / "float_subgraph.onnx", calib, work / "converted")
+        except Exception as exc:  # noqa: BLE001 - a cut onnx2tf cannot convert is skipped, not fatal
+            tried.append({"module": label, "skipped": f"onnx2tf failed on the cut: {str(exc).splitlines()[0][:200]}"})
+            shutil.rmtree(work)
+            return False
+        missing = [f for f in (case.precision, "fp32") if not (files / tflite_convert.PRECISION_FILES[f]).is_file()
+                   or (files / tflite_convert.PRECISION_FILES[f]).stat().st_size == 0]
+        if missing:
+            tried.append({"module": label, "skipped": f"onnx2tf wrote no {' or '.join(missing)} model for the cut"})
+            shutil.rmtree(work)
+            return False
 
         def run(path: Path) -> np.ndarray:
             flat = predict(TFLiteRunner(path), feed)
             return (flat.reshape(len(feed), *expected.shape[2:], expected.shape[1]).transpose(0, 3, 1, 2)
                     if expected.ndim == 4 else flat.reshape(expected.shape))
 
+        converted = files / tflite_convert.PRECISION_FILES[case.precision]
         actual = run(converted)
         alone = snr_db(expected, actual)
-        as_float = snr_db(expected, run(converted.parent / tflite_convert.PRECISION_FILES["fp32"]))
-        row = {"module": module, "snr_alone_db": alone, "float_snr_db": as_float, "nodes": len(sub.graph.node),
+        as_float = snr_db(expected, run(files / tflite_convert.PRECISION_FILES["fp32"]))
+        row = {"module": label, "snr_alone_db": alone, "float_snr_db": as_float, "nodes": len(sub.graph.node),
                "inputs": inputs, "exit": exit_tensor}
         tried.append(row)
-        if as_float < MATCH_FLOAT_DB:
-            row["skipped"] = (f"the float32 conversion of the cut does not reproduce PyTorch ({as_float:.1f} dB): "
-                              f"the cut is not faithful, so its quantized error says nothing")
-            continue
-        if alone < FAILING_DB:
-            onnx.save(sub, str(out_dir / "float_subgraph.onnx"))
-            shutil.copyfile(converted, out_dir / converted.name)
-            np.save(out_dir / "inputs.npy", feed)
-            np.save(out_dir / "calibration.npy", calib)
-            np.save(out_dir / "expected.npy", expected)
-            np.save(out_dir / "actual.npy", actual)
-            (out_dir / "reproduce.py").write_text(TFLITE_SCRIPT.format(
-                case=case.id, onnx2tf=onnx2tf.__version__, module=module, model=case.subject.model,
-                file=converted.name, snr=alone))
-            (out_dir / "README.md").write_text(
-                f"# {case.id}: reduced to `{module}`\n\nonnx2tf {onnx2tf.__version__} (per-channel integer "
-                f"quantization, calibrated on the float graph's values at the cut), run in ai-edge-litert. The float "
-                f"sub-network ({row['nodes']} nodes) converted alone gives {alone:.1f} dB SNR against PyTorch's "
-                f"output of `{module}` on {len(feed)} inputs (its float32 conversion: {as_float:.1f} dB). Expected: expected.npy (PyTorch, NCHW); actual: "
-                f"actual.npy; {converted.name} is what the suite's call made. Run `python reproduce.py`.\n")
-            (out_dir / "tried.json").write_text(json.dumps(tried, indent=1, default=float))
-            shutil.rmtree(work, ignore_errors=True)
-            return {"reproduced": module, "snr_alone_db": alone, "repro": str(out_dir), "tried": tried}
-    shutil.rmtree(out_dir, ignore_errors=True)
-    return {"reproduced": None, "tried": tried}
+        if as_float < MATCH_FLOAT_DB or alone >= FAILING_DB:
+            if as_float < MATCH_FLOAT_DB:
+                row["skipped"] = (f"the float32 conversion of the cut does not reproduce PyTorch "
+                                  f"({as_float:.1f} dB): not faithful, so its quantized error says nothing")
+            shutil.rmtree(work)
+            return False
+        shutil.copyfile(converted, work / converted.name)
+        shutil.rmtree(work / "converted")
+        np.save(work / "inputs.npy", feed)
+        np.save(work / "calibration.npy", calib)
+        np.save(work / "expected.npy", expected)
+        np.save(work / "actual.npy", actual)
+        (work / "reproduce.py").write_text(TFLITE_SCRIPT.format(
+            case=case.id, onnx2tf=onnx2tf.__version__, module=label, model=case.subject.model,
+            file=converted.name, snr=alone))
+        (work / "README.md").write_text(
+            f"# {case.id}: reduced to `{label}`\n\nonnx2tf {onnx2tf.__version__} (per-channel integer "
+            f"quantization, calibrated on the float graph's values at the cut), run in ai-edge-litert. The "
+            f"float sub-network ({row['nodes']} nodes) converted alone gives {alone:.1f} dB SNR against "
+            f"PyTorch's output of `{modules[-1]}` on {len(feed)} inputs (its float32 conversion: "
+            f"{as_float:.1f} dB). Expected: expected.npy (PyTorch, NCHW); actual: actual.npy; {converted.name} "
+            f"is what the suite's options made. Run `python reproduce.py`.\n")
+        return True
+
+    return _finish(_search(first, order, attempt, tried), tried, out_dir)
 
 
 def _onnx2tf(onnx_path: Path, calibration_nchw: np.ndarray, out_dir: Path) -> None:
