@@ -34,6 +34,13 @@ GREEDY_STEPS = 6
 LATENCY_CALLS = 30
 
 
+def _row(label: str, verdict, path: Path, latency: float, own_latency: float, note: str) -> dict:
+    """One lever's measurement: the verdict on the case's budget, size, latency and its ratio to the artifact's."""
+    return {"lever": label, "metrics": verdict.metrics, "passed": verdict.passed,
+            "failures": [c.describe() for c in verdict.failures], "size_bytes": path.stat().st_size,
+            "latency_ms": latency, "latency_ratio": latency / own_latency, "note": note}
+
+
 def _scope_nodes(graph, module: str) -> list[str]:
     """Names of the nodes `module`'s scope owns (itself and its sub-modules)."""
     from diagnose.onnx_layers import module_path
@@ -112,11 +119,8 @@ def levers(pipeline, case, expected: np.ndarray, x: np.ndarray, budget, diagnosi
             out = artifact
         else:
             quantize(extra, out)
-        verdict = judge_outputs(case.id, "parity", expected, _run(out, x), budget)
-        latency = _latency_ms(out, x)
-        row = {"lever": label, "metrics": verdict.metrics, "passed": verdict.passed,
-               "failures": [c.describe() for c in verdict.failures], "size_bytes": out.stat().st_size,
-               "latency_ms": latency, "latency_ratio": latency / own_latency, "note": note}
+        row = _row(label, judge_outputs(case.id, "parity", expected, _run(out, x), budget), out,
+                   _latency_ms(out, x), own_latency, note)
         results.append(row)
         return row
 
@@ -194,11 +198,8 @@ def tflite_levers(pipeline, case, expected: np.ndarray, x: np.ndarray, budget, d
     results = []
 
     def measure(label: str, path: Path, note: str = "") -> dict:
-        verdict = judge_outputs(case.id, "parity", expected, predict(TFLiteRunner(path), x), budget)
-        latency = _tflite_latency_ms(path, x)
-        row = {"lever": label, "metrics": verdict.metrics, "passed": verdict.passed,
-               "failures": [c.describe() for c in verdict.failures], "size_bytes": path.stat().st_size,
-               "latency_ms": latency, "latency_ratio": latency / own_latency, "note": note}
+        row = _row(label, judge_outputs(case.id, "parity", expected, predict(TFLiteRunner(path), x), budget), path,
+                   _tflite_latency_ms(path, x), own_latency, note)
         results.append(row)
         return row
 

@@ -16,6 +16,7 @@ inputs.npz and calibration.npz (keyed by input name), expected.npy (PyTorch) and
 """
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 from pathlib import Path
@@ -32,22 +33,11 @@ python reproduce.py   (needs onnxruntime=={ort} and numpy)
 """
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
 from onnxruntime.quantization import quantize_dynamic, quantize_static
 
 
-class Reader(CalibrationDataReader):
-    def __init__(self, data):
-        self.items = [{{k: v[i:i + 1] for k, v in data.items()}} for i in range(len(next(iter(data.values()))))]
-        self.i = 0
-
-    def get_next(self):
-        self.i += 1
-        return self.items[self.i - 1] if self.i <= len(self.items) else None
-
-    def rewind(self):
-        self.i = 0
-
+{reader}
 
 {convert}
 session = ort.InferenceSession("quantized_subgraph.onnx", providers=["CPUExecutionProvider"])
@@ -58,7 +48,7 @@ expected = np.load("expected.npy")
 snr = 10 * np.log10(np.sum(expected ** 2) / np.sum((expected - actual.reshape(expected.shape)) ** 2))
 print(f"SNR of the quantized sub-network against PyTorch: {{snr:.1f}} dB (the suite measured {snr:.1f} dB)")
 '''
-STATIC = ('quantize_static("float_subgraph.onnx", "quantized_subgraph.onnx", Reader(dict(np.load("calibration.npz"))),\n'
+STATIC = ('quantize_static("float_subgraph.onnx", "quantized_subgraph.onnx", _Reader(dict(np.load("calibration.npz"))),\n'
           '                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,\n'
           '                weight_type=QuantType.QInt8, reduce_range=True, calibrate_method=CalibrationMethod.MinMax)')
 DYNAMIC = 'quantize_dynamic("float_subgraph.onnx", "quantized_subgraph.onnx", weight_type=QuantType.QInt8)'
@@ -146,13 +136,30 @@ def _search(first: str, order: list[str], attempt_cut, tried: list[dict]) -> lis
     return None
 
 
+def _inputs(pipeline, case, model):
+    """What both reductions start from: the parity inputs, the calibration set, the module order, PyTorch's
+    output of every module on the parity inputs, the float graph's input name and an Extractor over it."""
+    from onnx.utils import Extractor
+
+    from converters.onnx_names import CALIBRATION_FILE
+    from diagnose.onnx_layers import torch_outputs
+    from models import datasets
+
+    net = pipeline.torch_model(case.subject)
+    x = datasets.parity_inputs(case.subject)
+    order = [name for name, _ in net.named_modules() if name]
+    return (x, np.load(pipeline.calibration(case.subject) / CALIBRATION_FILE), order, torch_outputs(net, x, order),
+            model.graph.input[0].name, Extractor(model))
+
+
 def _at_cut(extractor, input_name: str, inputs: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     """The float graph's own values of `inputs` for model inputs `x` (PyTorch's up to round-off; a module's
     PyTorch output is not always such a tensor: a convolution's BatchNorm is folded into it at export)."""
     from diagnose.onnx_layers import _per_sample, _session
 
     inner = [t for t in inputs if t != input_name]
-    found = dict(zip(inner, _per_sample(_session(extractor.extract_model([input_name], inner)), {input_name: x})))
+    found = dict(zip(inner, _per_sample(_session(extractor.extract_model([input_name], inner)),
+                                        {input_name: x}))) if inner else {}
     return {t: x if t == input_name else found[t] for t in inputs}
 
 
@@ -161,15 +168,12 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     reproduces. Returns what was tried and where the repro is."""
     import onnx
     import onnxruntime
-    from onnx.utils import Extractor
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, \
         quantize_static
 
     from compare.metrics import snr_db
     from converters.formats.onnxrt import FLOAT_SOURCE_FILE
-    from converters.onnx_names import CALIBRATION_FILE
-    from diagnose.onnx_layers import _per_sample, _session, torch_outputs
-    from models import datasets
+    from diagnose.onnx_layers import _per_sample, _session
 
     if case.format != "onnx" or case.precision not in ("int8", "dynamic_int8"):
         raise ValueError(f"{case.id}: reduction covers onnxruntime int8 and dynamic_int8")
@@ -178,13 +182,7 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
         raise ValueError(f"{case.id}: the diagnosis names no divergent layer; nothing to reduce")
     local = {layer["module"]: layer["local_snr_db"] for layer in diagnosis["layers"]}
     model = onnx.shape_inference.infer_shapes(onnx.load(str(pipeline.artifact(case).parent / FLOAT_SOURCE_FILE)))
-    net = pipeline.torch_model(case.subject)
-    x = datasets.parity_inputs(case.subject)
-    calibration = np.load(pipeline.calibration(case.subject) / CALIBRATION_FILE)
-    order = [name for name, _ in net.named_modules() if name]
-    reference = torch_outputs(net, x, order)
-    input_name = model.graph.input[0].name
-    extractor = Extractor(model)
+    x, calibration, order, reference, input_name, extractor = _inputs(pipeline, case, model)
     converter = "onnxruntime quantize_static (QDQ)" if case.precision == "int8" else "onnxruntime quantize_dynamic"
     tried: list[dict] = []
 
@@ -227,7 +225,8 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
         np.save(work / "actual.npy", actual)
         (work / "reproduce.py").write_text(SCRIPT.format(
             case=case.id, converter=converter, module=label, model=case.subject.model,
-            ort=onnxruntime.__version__, snr=alone, convert=STATIC if case.precision == "int8" else DYNAMIC))
+            ort=onnxruntime.__version__, snr=alone, convert=STATIC if case.precision == "int8" else DYNAMIC,
+            reader=inspect.getsource(_Reader)))
         (work / "README.md").write_text(
             f"# {case.id}: reduced to `{label}`\n\n{converter}, onnxruntime {onnxruntime.__version__}. The float "
             f"sub-network ({row['nodes']} nodes, inputs {', '.join(inputs)}) quantized alone with the suite's "
@@ -260,7 +259,8 @@ def _finish(found: list[str] | None, tried: list[dict], out_dir: Path) -> dict:
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over {input name: stacked samples}, one sample per batch."""
+    """onnxruntime CalibrationDataReader over {input name: stacked samples}, one sample per batch (also
+    written verbatim into each repro's reproduce.py, which must run without this suite)."""
 
     def __init__(self, data: dict[str, np.ndarray]):
         n = len(next(iter(data.values())))
@@ -337,14 +337,11 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     import onnx
     import onnx2tf
     import onnxslim
-    from onnx.utils import Extractor
 
     from compare.metrics import snr_db
     from converters import predict, tflite_convert
-    from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE
+    from converters.onnx_names import INPUT_NAME, ONNX_FILE
     from converters.tflite_runtime import TFLiteRunner
-    from diagnose.onnx_layers import torch_outputs
-    from models import datasets
 
     if case.format != "tflite" or case.precision not in tflite_convert.PRECISION_FILES:
         raise ValueError(f"{case.id}: not a TFLite case")
@@ -353,13 +350,7 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
         raise ValueError(f"{case.id}: the diagnosis names no divergent layer; nothing to reduce")
     model = onnx.shape_inference.infer_shapes(onnxslim.slim(onnx.load(
         str(pipeline.entry("onnx", case.subject) / ONNX_FILE))))
-    net = pipeline.torch_model(case.subject)
-    x = datasets.parity_inputs(case.subject)
-    calibration = np.load(pipeline.calibration(case.subject) / CALIBRATION_FILE)
-    order = [name for name, _ in net.named_modules() if name]
-    reference = torch_outputs(net, x, order)
-    input_name = model.graph.input[0].name
-    extractor = Extractor(model)
+    x, calibration, order, reference, input_name, extractor = _inputs(pipeline, case, model)
     tried: list[dict] = []
 
     def attempt(modules: list[str]) -> bool:
@@ -385,9 +376,10 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
             node.input[:] = [INPUT_NAME if t == inputs[0] else t for t in node.input]
         sub.graph.input[0].name = INPUT_NAME
         onnx.save(sub, str(work / "float_subgraph.onnx"))
+        onnx.save(sub, str(work / "converted" / ONNX_FILE))  # onnx2tf names its outputs after the file's stem
         files = work / "converted" / tflite_convert.SAVED_MODEL_DIR
         try:
-            _onnx2tf(work / "float_subgraph.onnx", calib, work / "converted")
+            _onnx2tf(work / "converted" / ONNX_FILE, calib, work / "converted")
         except Exception as exc:  # noqa: BLE001 - a cut onnx2tf cannot convert is skipped, not fatal
             tried.append({"module": label, "skipped": f"onnx2tf failed on the cut: {str(exc).splitlines()[0][:200]}"})
             shutil.rmtree(work)
@@ -425,7 +417,7 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
         np.save(work / "actual.npy", actual)
         (work / "reproduce.py").write_text(TFLITE_SCRIPT.format(
             case=case.id, onnx2tf=onnx2tf.__version__, module=label, model=case.subject.model,
-            file=converted.name, snr=alone))
+            file="float_subgraph" + converted.name.removeprefix(Path(ONNX_FILE).stem), snr=alone))
         (work / "README.md").write_text(
             f"# {case.id}: reduced to `{label}`\n\nonnx2tf {onnx2tf.__version__} (per-channel integer "
             f"quantization, calibrated on the float graph's values at the cut), run in ai-edge-litert. The "

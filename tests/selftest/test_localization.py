@@ -3,8 +3,6 @@ scaled inside the artifact, on both toolchains, float and int8, and the diagnosi
 first divergent and the worst local layer; on the clean artifact it names another (or none)."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
