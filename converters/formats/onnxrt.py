@@ -105,6 +105,12 @@ def simulate(params: dict, out_dir: Path) -> None:
     float_inits = {i.name: i for i in source.graph.initializer}
     weights = {n.input[i] for n in source.graph.node if n.op_type in ("Conv", "Gemm", "MatMul", "ConvTranspose")
                for i in (1, 2) if i < len(n.input)}
+    # quantize_dynamic turns Gemm(transB=1) into MatMulInteger with the weight stored [in, out]; a square
+    # weight has the same shape either way, so the layout comes from the graphs, not the shape (found by the
+    # fuzz self-test: a 16x16 hidden fc simulated transposed)
+    transposed_b = {n.input[1] for n in source.graph.node if n.op_type == "Gemm"
+                    and any(a.name == "transB" and a.i == 1 for a in n.attribute)}
+    matmul_b = {n.input[1] for n in model.graph.node if n.op_type in ("MatMulInteger", "MatMul", "DynamicQuantizeMatMul")}
     worst = (0.0, "")
     for name, init in inits.items():
         base = name.removesuffix("_quantized")
@@ -116,8 +122,9 @@ def simulate(params: dict, out_dir: Path) -> None:
         axis = axes.get(name, 0)
         stored = _dequantize(quantized, scale, zero, axis)
         step = np.broadcast_to(_dequantize(np.ones_like(quantized), scale, np.zeros_like(zero), axis), stored.shape)
-        if stored.shape != original.shape and stored.T.shape == original.shape:  # MatMulInteger's [in, out]
-            stored, step = stored.T, step.T
+        if (base in transposed_b and name in matmul_b) or (stored.shape != original.shape
+                                                            and stored.T.shape == original.shape):
+            stored, step = stored.T, step.T  # MatMulInteger's [in, out]
         if base in weights:
             worst = max(worst, (constant_error(stored, step, original), base))
         float_inits[base].CopyFrom(numpy_helper.from_array(stored.astype(np.float32), base))
