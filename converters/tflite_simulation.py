@@ -75,15 +75,43 @@ def _align(fm, qm):
         if any(t not in stands_for for t in acts):
             continue
         want = sorted(stands_for[t] for t in acts)
-        match = next((i for i in free if _opcode(fm, fg.operators[i]) == code
-                      and activations(fm, fg, fg.operators[i], f_constant) == want), None)
-        if match is None:
+        candidates = [i for i in free if _opcode(fm, fg.operators[i]) == code
+                      and activations(fm, fg, fg.operators[i], f_constant) == want]
+        if not candidates:
             continue
+        # two ops on the same input (a ResNet block's first conv and its projection shortcut) are told apart
+        # by their constants: the same shapes, then the closest values (found by the fuzz self-test: a 3x3
+        # conv and a 1x1 shortcut on one input were paired crosswise, biases compared 5000 steps apart)
+        match = min(candidates, key=lambda i: _constant_distance(fm, fg.operators[i], qm, q_op))
         free.remove(match)
         pairs.append((fg.operators[match], q_op))
         for qt, ft in zip(q_op.outputs, fg.operators[match].outputs):
             stands_for.setdefault(qt, ft)
     return pairs, stands_for
+
+
+def _constant_distance(fm, f_op, qm, q_op) -> tuple[int, float]:
+    """How unlike a float op's constants are a quantized op's: (inputs whose shapes differ, mean relative
+    difference of the first constant that matches in shape). (0, 0.0) for ops without constants."""
+    fg, qg = fm.subgraphs[0], qm.subgraphs[0]
+    q_producer = {t: op for op in qg.operators for t in op.outputs}
+    mismatched, distance = 0, None
+    for qt, ft in zip(q_op.inputs, f_op.inputs):
+        value = _constant(fm, fg, ft) if qt >= 0 and ft >= 0 else None
+        if value is None:
+            continue
+        source = qt
+        if qt in q_producer and _opcode(qm, q_producer[qt]) == DEQUANTIZE:
+            source = q_producer[qt].inputs[0]
+        quantized = _constant(qm, qg, source)
+        if quantized is None or quantized.shape != value.shape:
+            mismatched += 1
+            continue
+        src = qg.tensors[source]
+        if distance is None and (src.type == 1 or (src.quantization is not None and src.quantization.scale is not None)):
+            stored = _stored(quantized, src)[0]
+            distance = float(np.mean(np.abs(stored - value)) / (np.mean(np.abs(value)) + 1e-12))
+    return mismatched, distance if distance is not None else 0.0
 
 
 def simulated(float_path: Path, quant_path: Path):

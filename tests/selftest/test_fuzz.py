@@ -187,3 +187,19 @@ def square_fc():
 def test_found_by_fuzzing_a_square_fc_simulates_in_its_stored_layout(pipeline, budgets, tmp_path_factory):
     problems = _check(square_fc(), pipeline, budgets, tmp_path_factory, only=("onnx", "dynamic_int8"))
     assert not problems, "\n".join(problems)
+
+
+def shortcut_beside_conv():
+    """The second (from conv-basic-bottleneck-dwsep-basic at 33x33): a ResNet basic block with a projection
+    shortcut, so a 3x3 conv and a 1x1 conv read the same input. The TFLite simulated reference paired the
+    quantized model's ops with the float model's by data flow alone and took the first free one: the two
+    convs were paired crosswise and their biases compared 5000 grid steps apart, on a correct artifact."""
+    from models.builder import Architecture, InputSpec
+
+    return Architecture((("conv", 16, 1, 1, {"k": 3, "act": "relu"}), ("basic", 24, 2, 1)),
+                        (("pool",), ("classifier",)), padding="same", num_classes=10, input=InputSpec(size=17))
+
+
+def test_found_by_fuzzing_two_convs_on_one_input_pair_by_their_constants(pipeline, budgets, tmp_path_factory):
+    problems = _check(shortcut_beside_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "int8"))
+    assert not problems, "\n".join(problems)
