@@ -84,6 +84,23 @@ def _cut(graph, modules: list[str]):
     return (inputs, exits[0]) if len(exits) == 1 else None
 
 
+def _first_divergent(case, diagnosis: dict) -> str:
+    first = diagnosis.get("first_divergent_layer")
+    if not first:
+        raise ValueError(f"{case.id}: the diagnosis names no divergent layer; nothing to reduce")
+    return first
+
+
+def _usable_cut(graph, modules: list[str], reference: dict, tried: list[dict]):
+    """`_cut`, recorded as skipped in `tried` when the scopes hand on several tensors or PyTorch has no
+    output for the last module."""
+    cut = _cut(graph, modules)
+    if cut is None or modules[-1] not in reference:
+        tried.append({"module": _label(modules), "skipped": "its scope hands on several tensors or none"})
+        return None
+    return cut
+
+
 def _label(modules: list[str]) -> str:
     return modules[0] if len(modules) == 1 else f"{modules[0]}..{modules[-1]}"
 
@@ -177,9 +194,7 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
 
     if case.format != "onnx" or case.precision not in ("int8", "dynamic_int8"):
         raise ValueError(f"{case.id}: reduction covers onnxruntime int8 and dynamic_int8")
-    first = diagnosis.get("first_divergent_layer")
-    if not first:
-        raise ValueError(f"{case.id}: the diagnosis names no divergent layer; nothing to reduce")
+    first = _first_divergent(case, diagnosis)
     local = {layer["module"]: layer["local_snr_db"] for layer in diagnosis["layers"]}
     model = onnx.shape_inference.infer_shapes(onnx.load(str(pipeline.artifact(case).parent / FLOAT_SOURCE_FILE)))
     x, calibration, order, reference, input_name, extractor = _inputs(pipeline, case, model)
@@ -187,9 +202,8 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     tried: list[dict] = []
 
     def attempt(modules: list[str]) -> bool:
-        label, cut = _label(modules), _cut(model.graph, modules)
-        if cut is None or modules[-1] not in reference:
-            tried.append({"module": label, "skipped": "its scope hands on several tensors or none"})
+        label, cut = _label(modules), _usable_cut(model.graph, modules, reference, tried)
+        if cut is None:
             return False
         inputs, exit_tensor = cut
         feeds, calib = _at_cut(extractor, input_name, inputs, x), _at_cut(extractor, input_name, inputs, calibration)
@@ -345,18 +359,15 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
 
     if case.format != "tflite" or case.precision not in tflite_convert.PRECISION_FILES:
         raise ValueError(f"{case.id}: not a TFLite case")
-    first = diagnosis.get("first_divergent_layer")
-    if not first:
-        raise ValueError(f"{case.id}: the diagnosis names no divergent layer; nothing to reduce")
+    first = _first_divergent(case, diagnosis)
     model = onnx.shape_inference.infer_shapes(onnxslim.slim(onnx.load(
         str(pipeline.entry("onnx", case.subject) / ONNX_FILE))))
     x, calibration, order, reference, input_name, extractor = _inputs(pipeline, case, model)
     tried: list[dict] = []
 
     def attempt(modules: list[str]) -> bool:
-        label, cut = _label(modules), _cut(model.graph, modules)
-        if cut is None or modules[-1] not in reference:
-            tried.append({"module": label, "skipped": "its scope hands on several tensors or none"})
+        label, cut = _label(modules), _usable_cut(model.graph, modules, reference, tried)
+        if cut is None:
             return False
         inputs, exit_tensor = cut
         if len(inputs) != 1:
