@@ -24,7 +24,9 @@ Errors, as SNR in dB against PyTorch's output of the same module:
               cut-out sub-graphs, is the one to trust where both exist
 
 `worst_local_layer` is the layer with the largest drop, `first_divergent_layer` the first layer whose drop is
-at least half of it (none when no layer loses more than 3 dB).
+at least half of it (none when no layer loses more than 3 dB) -- unless the float32 model itself leaves
+PyTorch: a module that no tensor reproduces although tensors of its shape exist, and around which nothing is
+reproduced either (so it is no fold), is then the first divergent layer (`float_model_diverges_at`).
 """
 from __future__ import annotations
 
@@ -80,7 +82,8 @@ def _key(name: str) -> str:
 
 def match_modules(reference: dict[str, np.ndarray], ops: list[dict], values: dict[int, np.ndarray],
                   order: list[str]) -> tuple[list[dict], dict[str, str]]:
-    """[{module, tensor name, op, position}] in execution order, and {module: why not matched}."""
+    """[{module, tensor name, op, position}] in execution order, {module: why not matched}, and the modules
+    the float32 model itself does not reproduce (not folds: nothing around them is reproduced either)."""
     from compare.metrics import snr_db
 
     by_shape: dict[tuple, list[tuple[int, int, str, str]]] = {}
@@ -90,6 +93,7 @@ def match_modules(reference: dict[str, np.ndarray], ops: list[dict], values: dic
                 by_shape.setdefault(_as_nchw(values[index]).shape, []).append((position, index, name, op["op"]))
     owner: dict[int, dict] = {}
     unmatched = {}
+    reproduced: set[str] = set()
     rng = np.random.Generator(np.random.PCG64(0))
     picks: dict[tuple, np.ndarray] = {}
     nchw = {i: _as_nchw(v) for i, v in values.items()}
@@ -112,11 +116,20 @@ def match_modules(reference: dict[str, np.ndarray], ops: list[dict], values: dic
                                  "no tensor reproduces it (folded into a neighbour or laid out differently)")
             continue
         snr, position, index, name, op = best
+        reproduced.add(module)
         previous = owner.get(index)
         if previous is None or len(module) > len(previous["module"]):
             owner[index] = {"module": module, "tensor": name, "op": op, "position": position, "index": index,
                             "match_snr_db": snr}
-    return sorted(owner.values(), key=lambda layer: layer["position"]), unmatched
+    # a module nothing reproduces although tensors of its shape exist, with no enclosing or enclosed module
+    # reproduced either (so not a fold), is where the float model itself leaves PyTorch
+    def related(module: str) -> bool:
+        return any(m in reproduced for m in reference
+                   if m != module and (module.startswith(m + ".") or m.startswith(module + ".")))
+
+    diverged = [m for m in order if m in unmatched and unmatched[m].startswith("no tensor reproduces")
+                and not related(m)]
+    return sorted(owner.values(), key=lambda layer: layer["position"]), unmatched, diverged
 
 
 def localize(float_tflite: Path, artifact: Path, net, x: np.ndarray) -> dict:
@@ -127,7 +140,7 @@ def localize(float_tflite: Path, artifact: Path, net, x: np.ndarray) -> dict:
     order = [name for name, _ in net.named_modules() if name]
     reference = torch_outputs(net, x, order)
     float_ops, float_values = _run_all(float_tflite, x)
-    layers, unmatched = match_modules(reference, float_ops, float_values, order)
+    layers, unmatched, diverged = match_modules(reference, float_ops, float_values, order)
     ops, values = (float_ops, float_values) if artifact == float_tflite else _run_all(artifact, x)
     index_of = {_key(name): index for op in ops for index, name in zip(op["outputs"], op["names"])}
     final_index = ops[-1]["outputs"][0]
@@ -161,7 +174,9 @@ def localize(float_tflite: Path, artifact: Path, net, x: np.ndarray) -> dict:
                      "cumulative_snr_db": snr, "local_snr_db": None, "drop_db": drop})
     drops = [row for row in rows if row["drop_db"] is not None]
     worst = max(drops, key=lambda row: row["drop_db"]) if drops else None
-    if worst is None or worst["drop_db"] < JUMP_DB:
+    if diverged:  # the float32 conversion itself is wrong from there on: that comes before any quantization
+        first = diverged[0]
+    elif worst is None or worst["drop_db"] < JUMP_DB:
         first = None
     else:
         first = next(row["module"] for row in drops if row["drop_db"] >= max(JUMP_DB, worst["drop_db"] / 2))
@@ -170,4 +185,5 @@ def localize(float_tflite: Path, artifact: Path, net, x: np.ndarray) -> dict:
             "first_divergent_layer": first, "worst_local_layer": worst["module"] if worst else None,
             "rule": f"first layer whose cumulative-SNR drop is at least half the largest drop and {JUMP_DB:g} dB "
                     f"(local error cannot be fed in an interpreter)",
-            "perturbation_snr_db": float("inf"), "matched": len(rows), "unmatched": unmatched, "layers": rows}
+            "perturbation_snr_db": float("inf"), "matched": len(rows), "unmatched": unmatched,
+            "float_model_diverges_at": diverged[:5], "layers": rows}
