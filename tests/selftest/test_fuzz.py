@@ -26,6 +26,9 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 pytestmark = pytest.mark.selftest
 
 FUZZ_EXAMPLES = 3
+# converter bugs fuzzing found, each pinned by its own strict regression test below: (format, PyTorch module
+# type the diagnosis names first) -> mechanism. A finding that matches is reported, not failed.
+KNOWN = {("tflite", "MaxPool"): "MaxPool pads lowered to a zero PAD (test_found_by_fuzzing_onnx2tf_pads_max_pool_with_zeros)"}
 FUZZ_LONG_EXAMPLES = 40
 ACTS = ["relu", "relu6", "hswish", None]
 CHANNELS = [8, 16, 24]
@@ -87,8 +90,10 @@ def _register(arch, tmp_path_factory) -> tuple[str, str]:
     return name, str(path)
 
 
-def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | None = None) -> list[str]:
-    """Every format and precision of `arch` (or `only` one): the problems found (empty when all hold)."""
+def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | None = None,
+           known: bool = True) -> list[str]:
+    """Every format and precision of `arch` (or `only` one): the problems found (empty when all hold, or,
+    with `known`, when they are a pinned converter bug's: KNOWN)."""
     from compare.metrics import excess_error_db, snr_db
     from converters import formats
     from converters.isolate import ConversionError
@@ -143,7 +148,12 @@ def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | No
         fmt_name, precision = first.rsplit("-", 2)[1:]
         try:
             d = for_case(pipe, Case(subject, fmt_name, precision), x)
-            problems.append(f"diagnosis: first divergent layer {d.get('first_divergent_layer')}")
+            layer = d.get("first_divergent_layer")
+            problems.append(f"diagnosis: first divergent layer {layer}")
+            mechanism = KNOWN.get((fmt_name, type(subject.build().get_submodule(layer)).__name__ if layer else None))
+            if known and mechanism and all(p.split(":")[0].rsplit("-", 2)[1] == fmt_name for p in problems[:-1]):
+                print(f"[fuzz] {name}: known onnx2tf failure ({mechanism}): {problems[0]}", flush=True)
+                return []
         except Exception as exc:  # noqa: BLE001 - the finding stands without its diagnosis
             problems.append(f"diagnosis failed: {exc}")
     return problems
@@ -227,8 +237,10 @@ def test_found_by_fuzzing_onnx2tf_pads_max_pool_with_zeros(pipeline, budgets, tm
     from diagnose import for_case
     from models import Subject, images
 
-    problems = _check(max_pool_after_linear_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "fp32"))
+    problems = _check(max_pool_after_linear_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "fp32"),
+                      known=False)
     assert len(problems) == 2 and "-tflite-fp32: " in problems[0] and "< fp32 floor" in problems[0], problems
+    assert not _check(max_pool_after_linear_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "fp32"))
     name = problems[0].split("-tflite-fp32")[0]
     pipe = type(pipeline)(pipeline.cache, plugin_files=(str(next(tmp_path_factory.getbasetemp().rglob(f"{name}.py"))),))
     subject = Subject.of(name)
