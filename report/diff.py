@@ -75,7 +75,7 @@ def _changes(old, new) -> list[Change]:
                           "improved" if after > before else "regressed"))
     for metric, (tolerance, better) in NOISE.items():
         a, b = old.value(metric), new.value(metric)
-        if a is None or b is None or abs(b - a) <= tolerance:
+        if a is None or b is None or a == b or abs(b - a) <= tolerance:  # a == b: inf stays inf
             continue
         up = b > a
         out.append(Change(kind, case, metric, a, b, "improved" if up == (better == "higher") else "regressed"))

@@ -66,7 +66,10 @@ def test_two_passes_make_one_report(tmp_path):
 def test_scorecard_counts_real_changes_not_noise():
     old = {"environment": {"tools": {"onnxruntime": "1.31.1"}},
            "results": _rows() + _latency_rows() + [_latency("mobilenet_v2-tflite-fp32", 6.0, 5.9, 6.1)]}
-    new = [_parity("mobilenet_v2-onnx-fp32", 1.0), _parity("mobilenet_v2-tflite-int8", 0.95, outcome="failed"),
+    old["results"][0].metrics["snr_db"] = float("inf")  # bit-identical before and after: no change
+    new = [_row("mobilenet_v2-onnx-fp32", "parity", outcome="passed",
+                metrics={"cosine_mean": 1.0, "top1_agreement": 0.9, "snr_db": float("inf")}),
+           _parity("mobilenet_v2-tflite-int8", 0.95, outcome="failed"),
            _latency("mobilenet_v2-onnx-fp32", 7.5, 7.0, 8.0),  # +7 %, overlapping IQRs: noise
            _latency("mobilenet_v2-tflite-int8", 9.0, 8.8, 9.3),  # 2.1x, disjoint IQRs: a regression
            _latency("mobilenet_v2-tflite-fp32", 4.0, 3.9, 4.1)]  # 1.5x faster: an improvement
