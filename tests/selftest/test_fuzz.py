@@ -17,6 +17,7 @@ time to shrink); `pytest -m fuzz` runs the long one (FUZZ_LONG_EXAMPLES, shrinki
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import numpy as np
@@ -80,14 +81,21 @@ if {name!r} not in _REGISTRY:
 '''
 
 
-def _register(arch, tmp_path_factory) -> tuple[str, str]:
+@contextlib.contextmanager
+def registered(arch, tmp_path_factory):
+    """`arch` registered under a name from its hash, in this process and (through a plug-in file) in every
+    conversion child; unregistered afterwards, so tests that list the registry never see it."""
     from converters import formats
+    from models.registry import _REGISTRY
 
     name = "fuzz_" + hashlib.sha256(repr(arch).encode()).hexdigest()[:12]
     path = tmp_path_factory.mktemp("fuzz") / f"{name}.py"
     path.write_text(PLUGIN.format(name=name, arch=arch))
     formats.load_file(path)
-    return name, str(path)
+    try:
+        yield name, str(path)
+    finally:
+        _REGISTRY.pop(name, None)
 
 
 def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | None = None,
@@ -100,63 +108,63 @@ def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | No
     from converters.pipeline import Case, Pipeline
     from models import Subject, images
 
-    name, plugin = _register(arch, tmp_path_factory)
-    pipe = Pipeline(pipeline.cache, plugin_files=(plugin,))
-    subject = Subject.of(name)
-    x = images.image_set("parity", 8, arch.input)
-    expected = pipe.reference_outputs(subject, x)
-    problems = []
-    for fmt in formats.formats():
-        if not fmt.in_matrix:
-            continue
-        for precision in fmt.artifacts:
-            if only and (fmt.name, precision) != only:
+    with registered(arch, tmp_path_factory) as (name, plugin):
+        pipe = Pipeline(pipeline.cache, plugin_files=(plugin,))
+        subject = Subject.of(name)
+        x = images.image_set("parity", 8, arch.input)
+        expected = pipe.reference_outputs(subject, x)
+        problems = []
+        for fmt in formats.formats():
+            if not fmt.in_matrix:
                 continue
-            case = Case(subject, fmt.name, precision)
-            try:
-                out = pipe.outputs(case, x)
-                reference, static = pipe.simulated_outputs(case, x)
-            except ConversionError as exc:
-                problems.append(f"{case.id}: conversion failed: {str(exc).splitlines()[0]}")
-                continue
-            if out.shape != expected.shape or not np.all(np.isfinite(out)):
-                problems.append(f"{case.id}: output shape {out.shape} (PyTorch {expected.shape}) or non-finite")
-                continue
-            if reference is None:
-                floor = budgets.for_case("parity", case.id, precision).limits.get("min_snr_db")
-                snr = snr_db(expected, out)
-                if floor is not None and snr < floor:
-                    problems.append(f"{case.id}: {snr:.1f} dB SNR vs PyTorch < fp32 floor {floor} dB")
-                continue
-            if not budgets.has("reference", precision):
-                continue
-            limits = budgets.for_case("reference", case.id, precision).limits
-            excess = excess_error_db(expected, reference, out)
-            if excess > limits.get("max_excess_error_db", float("inf")):
-                problems.append(f"{case.id}: {excess:.1f} dB beyond its simulated quantization "
-                                f"(budget {limits['max_excess_error_db']} dB)")
-            steps = static.get("constant_error_steps")
-            if steps is not None and steps > limits.get("max_constant_error_steps", float("inf")):
-                problems.append(f"{case.id}: stored constants {steps:.2f} grid steps off")
-    kinds = ",".join(row[0] for row in arch.rows)
-    print(f"[fuzz] {name}: {kinds} at {arch.input.size}x{arch.input.size}, {arch.padding} padding: "
-          f"{len(problems)} problem(s)", flush=True)
-    if problems:
-        from diagnose import for_case
+            for precision in fmt.artifacts:
+                if only and (fmt.name, precision) != only:
+                    continue
+                case = Case(subject, fmt.name, precision)
+                try:
+                    out = pipe.outputs(case, x)
+                    reference, static = pipe.simulated_outputs(case, x)
+                except ConversionError as exc:
+                    problems.append(f"{case.id}: conversion failed: {str(exc).splitlines()[0]}")
+                    continue
+                if out.shape != expected.shape or not np.all(np.isfinite(out)):
+                    problems.append(f"{case.id}: output shape {out.shape} (PyTorch {expected.shape}) or non-finite")
+                    continue
+                if reference is None:
+                    floor = budgets.for_case("parity", case.id, precision).limits.get("min_snr_db")
+                    snr = snr_db(expected, out)
+                    if floor is not None and snr < floor:
+                        problems.append(f"{case.id}: {snr:.1f} dB SNR vs PyTorch < fp32 floor {floor} dB")
+                    continue
+                if not budgets.has("reference", precision):
+                    continue
+                limits = budgets.for_case("reference", case.id, precision).limits
+                excess = excess_error_db(expected, reference, out)
+                if excess > limits.get("max_excess_error_db", float("inf")):
+                    problems.append(f"{case.id}: {excess:.1f} dB beyond its simulated quantization "
+                                    f"(budget {limits['max_excess_error_db']} dB)")
+                steps = static.get("constant_error_steps")
+                if steps is not None and steps > limits.get("max_constant_error_steps", float("inf")):
+                    problems.append(f"{case.id}: stored constants {steps:.2f} grid steps off")
+        kinds = ",".join(row[0] for row in arch.rows)
+        print(f"[fuzz] {name}: {kinds} at {arch.input.size}x{arch.input.size}, {arch.padding} padding: "
+              f"{len(problems)} problem(s)", flush=True)
+        if problems:
+            from diagnose import for_case
 
-        first = problems[0].split(":")[0]
-        fmt_name, precision = first.rsplit("-", 2)[1:]
-        try:
-            d = for_case(pipe, Case(subject, fmt_name, precision), x)
-            layer = d.get("first_divergent_layer")
-            problems.append(f"diagnosis: first divergent layer {layer}")
-            mechanism = KNOWN.get((fmt_name, type(subject.build().get_submodule(layer)).__name__ if layer else None))
-            if known and mechanism and all(p.split(":")[0].rsplit("-", 2)[1] == fmt_name for p in problems[:-1]):
-                print(f"[fuzz] {name}: known onnx2tf failure ({mechanism}): {problems[0]}", flush=True)
-                return []
-        except Exception as exc:  # noqa: BLE001 - the finding stands without its diagnosis
-            problems.append(f"diagnosis failed: {exc}")
-    return problems
+            first = problems[0].split(":")[0]
+            fmt_name, precision = first.rsplit("-", 2)[1:]
+            try:
+                d = for_case(pipe, Case(subject, fmt_name, precision), x)
+                layer = d.get("first_divergent_layer")
+                problems.append(f"diagnosis: first divergent layer {layer}")
+                mechanism = KNOWN.get((fmt_name, type(subject.build().get_submodule(layer)).__name__ if layer else None))
+                if known and mechanism and all(p.split(":")[0].rsplit("-", 2)[1] == fmt_name for p in problems[:-1]):
+                    print(f"[fuzz] {name}: known onnx2tf failure ({mechanism}): {problems[0]}", flush=True)
+                    return []
+            except Exception as exc:  # noqa: BLE001 - the finding stands without its diagnosis
+                problems.append(f"diagnosis failed: {exc}")
+        return problems
 
 
 def _fuzz(examples: int, shrink: bool):
@@ -241,12 +249,14 @@ def test_found_by_fuzzing_onnx2tf_pads_max_pool_with_zeros(pipeline, budgets, tm
                       known=False)
     assert len(problems) == 2 and "-tflite-fp32: " in problems[0] and "< fp32 floor" in problems[0], problems
     assert not _check(max_pool_after_linear_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "fp32"))
-    name = problems[0].split("-tflite-fp32")[0]
-    pipe = type(pipeline)(pipeline.cache, plugin_files=(str(next(tmp_path_factory.getbasetemp().rglob(f"{name}.py"))),))
-    subject = Subject.of(name)
-    diagnosis = for_case(pipe, Case(subject, "tflite", "fp32"), images.image_set("parity", 8, subject.arch().input))
+    with registered(max_pool_after_linear_conv(), tmp_path_factory) as (name, plugin):
+        pipe = type(pipeline)(pipeline.cache, plugin_files=(plugin,))
+        subject = Subject.of(name)
+        case = Case(subject, "tflite", "fp32")
+        diagnosis = for_case(pipe, case, images.image_set("parity", 8, subject.arch().input))
+        artifact = pipe.artifact(case)
     assert diagnosis["first_divergent_layer"] == "features.1", diagnosis  # the max pool
-    interpreter = Interpreter(model_path=str(pipe.artifact(Case(subject, "tflite", "fp32"))))
+    interpreter = Interpreter(model_path=str(artifact))
     interpreter.allocate_tensors()
     ops = [op["op_name"] for op in interpreter._get_ops_details()]
     pad = ops.index("PAD")  # PAD (zeros), not PADV2 with a -inf constant
