@@ -57,8 +57,8 @@ def main(argv=None) -> int:
                         help="measure the quantization levers too (onnxruntime int8 and dynamic_int8, TFLite int8 "
                              "and full_int8)")
     parser.add_argument("--reduce", type=Path, metavar="DIR",
-                        help="reduce each onnxruntime int8/dynamic_int8 case to the smallest sub-network that "
-                             "still shows its error and write a repro directory under DIR/<case>/")
+                        help="reduce each quantized case (onnxruntime int8/dynamic_int8, TFLite) to the smallest "
+                             "sub-network that still shows its error and write a repro directory under DIR/<case>/")
     parser.add_argument("--json", type=Path, help="write the diagnoses to this file")
     args = parser.parse_args(argv)
     pipeline = Pipeline(ArtifactCache(args.cache))
