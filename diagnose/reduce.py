@@ -91,6 +91,17 @@ def _first_divergent(case, diagnosis: dict) -> str:
     return first
 
 
+def _reduce(first: str, graph, order: list[str], reference: dict, attempt_cut, tried: list[dict],
+            out_dir: Path) -> dict:
+    """Search the candidates around `first` (`_search`), trying each usable cut with
+    attempt_cut(modules, label, inputs, exit tensor), and keep the smallest that reproduces (`_finish`)."""
+    def attempt(modules: list[str]) -> bool:
+        cut = _usable_cut(graph, modules, reference, tried)
+        return cut is not None and attempt_cut(modules, _label(modules), *cut)
+
+    return _finish(_search(first, order, attempt, tried), tried, out_dir)
+
+
 def _usable_cut(graph, modules: list[str], reference: dict, tried: list[dict]):
     """`_cut`, recorded as skipped in `tried` when the scopes hand on several tensors or PyTorch has no
     output for the last module."""
@@ -201,11 +212,7 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     converter = "onnxruntime quantize_static (QDQ)" if case.precision == "int8" else "onnxruntime quantize_dynamic"
     tried: list[dict] = []
 
-    def attempt(modules: list[str]) -> bool:
-        label, cut = _label(modules), _usable_cut(model.graph, modules, reference, tried)
-        if cut is None:
-            return False
-        inputs, exit_tensor = cut
+    def attempt(modules: list[str], label: str, inputs: list[str], exit_tensor: str) -> bool:
         feeds, calib = _at_cut(extractor, input_name, inputs, x), _at_cut(extractor, input_name, inputs, calibration)
         work = out_dir.parent / f".{out_dir.name}-{len(tried)}"
         shutil.rmtree(work, ignore_errors=True)
@@ -250,7 +257,7 @@ def reduce_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
             f"actual: actual.npy. Run `python reproduce.py`.\n")
         return True
 
-    return _finish(_search(first, order, attempt, tried), tried, out_dir)
+    return _reduce(first, model.graph, order, reference, attempt, tried, out_dir)
 
 
 def _finish(found: list[str] | None, tried: list[dict], out_dir: Path) -> dict:
@@ -365,11 +372,7 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
     x, calibration, order, reference, input_name, extractor = _inputs(pipeline, case, model)
     tried: list[dict] = []
 
-    def attempt(modules: list[str]) -> bool:
-        label, cut = _label(modules), _usable_cut(model.graph, modules, reference, tried)
-        if cut is None:
-            return False
-        inputs, exit_tensor = cut
+    def attempt(modules: list[str], label: str, inputs: list[str], exit_tensor: str) -> bool:
         if len(inputs) != 1:
             tried.append({"module": label, "skipped": f"{len(inputs)} inputs (onnx2tf calibrates one here)"})
             return False
@@ -438,7 +441,7 @@ def reduce_tflite_case(pipeline, case, diagnosis: dict, out_dir: Path) -> dict:
             f"is what the suite's options made. Run `python reproduce.py`.\n")
         return True
 
-    return _finish(_search(first, order, attempt, tried), tried, out_dir)
+    return _reduce(first, model.graph, order, reference, attempt, tried, out_dir)
 
 
 def _onnx2tf(onnx_path: Path, calibration_nchw: np.ndarray, out_dir: Path) -> None:
