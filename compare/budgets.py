@@ -9,7 +9,8 @@ error that names it, never a silent default.
 Suites: `parity` (a natural-image conversion vs its golden outputs: what conversion plus quantization cost),
 `reference` (a quantized artifact vs a reference that simulates the same quantization: the conversion's own
 error, tight), `trained` (a trained model's conversion vs PyTorch on its labelled test split) and `accuracy`
-(the accuracy drop on that split).
+(the accuracy drop on that split). A model's outputs of another kind than classification (models.api.Output)
+are judged against `[kinds.<kind>.<precision>]`, with the parity overrides on top.
 """
 from __future__ import annotations
 
@@ -30,7 +31,14 @@ BUDGET_KEYS = {
     "min_snr_db": "snr_db",
     "max_accuracy_drop": "accuracy_drop",
     "min_accuracy": "accuracy",
+    # outputs of other kinds (compare.outputs): [kinds.<kind>.<precision>]
+    "min_variation_snr_db": "variation_snr_db",
+    "min_pixel_agreement": "pixel_agreement",
+    "min_miou": "miou",
+    "min_detection_agreement": "detection_agreement",
+    "min_box_iou": "box_iou",
 }
+KINDS = ("boxes", "scores", "dense", "generic")  # classification outputs use [parity.<precision>]
 SUITES = ("parity", "reference", "trained", "accuracy")
 SUITE_TESTS = {"parity": ("parity",), "reference": ("parity", "accuracy"), "trained": ("accuracy",),
                "accuracy": ("accuracy",)}
@@ -63,8 +71,9 @@ def check_limits(path, table_name: str, table, allow: tuple[str, ...] = ()) -> N
 
 class Budgets:
     def __init__(self, suites: dict[str, dict], overrides: dict[str, dict], tables: dict[str, dict],
-                 path: str = "<budgets>"):
+                 path: str = "<budgets>", kinds: dict | None = None):
         self.suites, self.overrides, self.tables, self.path = suites, overrides, tables, path
+        self.kinds = kinds or {}
 
     @classmethod
     def load(cls, path: str | Path) -> "Budgets":
@@ -74,7 +83,7 @@ class Budgets:
     def from_dict(cls, data: dict, path: str = "<budgets>") -> "Budgets":
         from compare.cases import PRECISIONS
 
-        unknown = set(data) - {*SUITES, *SINGLE_TABLES, "overrides"}
+        unknown = set(data) - {*SUITES, *SINGLE_TABLES, "overrides", "kinds"}
         if unknown:
             raise BudgetError(f"{path}: unknown table(s) {sorted(unknown)}; expected "
                               + ", ".join(f"[{t}.<precision>]" for t in SUITES) + ", [overrides.<suite>.\"<case>\"], "
@@ -87,6 +96,15 @@ class Budgets:
                 if precision not in PRECISIONS:
                     raise BudgetError(f"{path}: [{suite}.{precision}] is not a precision; known: {', '.join(PRECISIONS)}")
                 check_limits(path, f"{suite}.{precision}", table)
+        kinds = data.get("kinds", {})
+        for kind, by_precision in kinds.items():
+            if kind not in KINDS:
+                raise BudgetError(f"{path}: [kinds.{kind}] is not an output kind; known: {', '.join(KINDS)}")
+            for precision, table in by_precision.items():
+                if precision not in PRECISIONS:
+                    raise BudgetError(f"{path}: [kinds.{kind}.{precision}] is not a precision; known: "
+                                      f"{', '.join(PRECISIONS)}")
+                check_limits(path, f"kinds.{kind}.{precision}", table)
         overrides = data.get("overrides", {})
         for suite, patterns in overrides.items():
             if suite not in SUITES:
@@ -95,7 +113,7 @@ class Budgets:
                 check_limits(path, f'overrides.{suite}."{pattern}"', table, allow=("reason",))
                 if not str(table.get("reason", "")).strip():
                     raise BudgetError(f'{path}: [overrides.{suite}."{pattern}"] overrides a budget without a `reason`')
-        return cls(suites, overrides, {t: data.get(t, {}) for t in SINGLE_TABLES}, path)
+        return cls(suites, overrides, {t: data.get(t, {}) for t in SINGLE_TABLES}, path, kinds)
 
     def validate_ids(self, ids_by_test: dict[str, list[str]]) -> None:
         """Every override must match at least one case of the tests its suite applies to (catches typos)."""
@@ -116,11 +134,25 @@ class Budgets:
     def has(self, suite: str, precision: str) -> bool:
         return precision in self.suites.get(suite, {})
 
+    def for_output(self, kind: str, case_id: str, precision: str) -> Budget:
+        """The budget of one output of a case by its kind: [parity.<precision>] for classification,
+        [kinds.<kind>.<precision>] otherwise; the case's parity overrides on top."""
+        if kind == "classification":
+            return self.for_case("parity", case_id, precision)
+        table = self.kinds.get(kind, {}).get(precision)
+        if table is None:
+            raise BudgetError(f"{self.path}: no [kinds.{kind}.{precision}] table for case {case_id}: measure "
+                              f"models with {kind} outputs and derive it (python -m scripts.derive_budgets), or "
+                              f"declare it in [overrides.parity.\"{case_id}\"] with a reason")
+        return self._with_overrides("parity", case_id, dict(table), f"kinds.{kind}.{precision}")
+
     def for_case(self, suite: str, case_id: str, precision: str) -> Budget:
         if not self.has(suite, precision):
             raise BudgetError(f"{self.path}: no [{suite}.{precision}] table for case {case_id}")
-        limits = dict(self.suites[suite][precision])
-        sources = {k: f"{suite}.{precision}" for k in limits}
+        return self._with_overrides(suite, case_id, dict(self.suites[suite][precision]), f"{suite}.{precision}")
+
+    def _with_overrides(self, suite: str, case_id: str, limits: dict, source: str) -> Budget:
+        sources = {k: source for k in limits}
         patterns = self.overrides.get(suite, {})
         matching = [p for p in patterns if p != case_id and fnmatch.fnmatchcase(case_id, p)]
         if case_id in patterns:

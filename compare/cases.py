@@ -158,6 +158,8 @@ class ResultRow:
     line: str | None = None
     carried_from: str | None = None
     diagnosis: dict | None = None
+    # a models.model registration's outputs: {name: {"kind", metrics..., "broken": {kind: metrics}}}
+    outputs: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v not in (None, {}, "")}, default=float,

@@ -1,5 +1,6 @@
-"""Golden outputs: stored PyTorch logits for a fixed input set, one `.npz` plus a `.json` manifest per
-model under golden/. Loading checks everything that could make a comparison meaningless and says how
+"""Golden outputs: stored PyTorch logits (or a models.model registration's declared outputs, packed per
+sample, with their names, kinds and shapes in the manifest) for a fixed input set, one `.npz` plus a
+`.json` manifest per model under golden/. Loading checks everything that could make a comparison meaningless and says how
 to fix it; saving is atomic and happens only when the user asks for it (--update-golden)."""
 from __future__ import annotations
 
@@ -21,16 +22,25 @@ class GoldenError(RuntimeError):
 
 @dataclass
 class Golden:
-    logits: np.ndarray
+    logits: np.ndarray  # packed rows (N, total): the logits of a classifier
     manifest: dict
+
+    @property
+    def layout(self) -> list | None:
+        """The declared outputs as compare.outputs.Slot, for a models.model registration; None for the zoo."""
+        from compare.outputs import Slot
+
+        outputs = self.manifest.get("outputs")
+        return [Slot.from_json(o) for o in outputs] if outputs else None
 
 
 def paths(root: Path, name: str) -> tuple[Path, Path]:
     return root / f"{name}.npz", root / f"{name}.json"
 
 
-def load(root: Path, name: str, identity: dict, inputs_sha: str) -> Golden:
-    """The golden logits of `name`, checked against the live model identity and input digest."""
+def load(root: Path, name: str, identity: dict, inputs_sha: str, outputs: list[dict] | None = None) -> Golden:
+    """The golden logits of `name`, checked against the live model identity and input digest (and, for a
+    models.model registration, its declared outputs' names and kinds)."""
     npz, manifest_path = paths(root, name)
     hint = UPDATE_HINT.format(name=name)
     if not npz.is_file() or not manifest_path.is_file():
@@ -58,6 +68,12 @@ def load(root: Path, name: str, identity: dict, inputs_sha: str) -> Golden:
         raise GoldenError(f"the inputs of {name} no longer match the ones its golden outputs were made from "
                           f"(stored {manifest.get('inputs_sha256')}, live {inputs_sha}): the input recipe or "
                           f"an image library changed. Regenerate with `{hint}` if that is intended")
+    if outputs is not None:
+        declared = [(o["name"], o["kind"]) for o in outputs]
+        stored = [(o["name"], o["kind"]) for o in manifest.get("outputs", [])]
+        if declared != stored:
+            raise GoldenError(f"the golden outputs of {name} were stored for outputs {stored}, but the model now "
+                              f"declares {declared}. If that is intended, regenerate with `{hint}`")
     return Golden(logits, manifest)
 
 

@@ -43,6 +43,17 @@ def snr_db(reference, actual) -> float:
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(r ** 2) / noise))
 
 
+def variation_snr_db(reference, actual) -> float:
+    """SNR of the input-dependent part: the reference's variation around its mean over samples against the
+    error, in dB. An output dominated by a constant (a detector's anchors, a constant background logit)
+    has a high plain SNR even when it ignores its input; here any input-independent output measures 0 dB
+    exactly, a stale one about -3 dB (inf when identical)."""
+    r, a = _as_2d(reference), _as_2d(actual)
+    noise = np.sum((r - a) ** 2)
+    signal = np.sum((r - r.mean(axis=0, keepdims=True)) ** 2)
+    return float("inf") if noise == 0 else float(10 * np.log10(max(signal, 1e-300) / noise))
+
+
 def parity_metrics(reference, actual) -> dict[str, float]:
     """Every parity metric the budgets can refer to, as plain floats."""
     cos = cosine_similarity(reference, actual)

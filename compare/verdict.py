@@ -67,10 +67,13 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failures no budget can excuse (a wrong shape)
     note: str = ""  # context printed with a failure (e.g. the paired counts behind an accuracy drop)
+    # why no budget applies (an output kind with no table at this precision): fails, but a known failure's
+    # pinned range still judges it
+    unbudgeted: str = ""
 
     @property
     def passed(self) -> bool:
-        return not self.problems and all(c.passed for c in self.checks)
+        return not self.problems and not self.unbudgeted and all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -82,7 +85,7 @@ class Verdict:
 
     def message(self) -> str:
         lines = [f"{self.case_id}: {self.suite} outside budget"] + ([f"  {self.note}"] if self.note else [])
-        lines += [f"  - {p}" for p in self.problems]
+        lines += [f"  - {p}" for p in self.problems] + ([f"  - {self.unbudgeted}"] if self.unbudgeted else [])
         lines += [f"  - {c.describe()}" for c in self.failures]
         lines.append("  measured: " + ", ".join(f"{k}={v:.6g}" for k, v in self.metrics.items()))
         return "\n".join(lines)
@@ -135,5 +138,6 @@ def decide(case_id: str, verdicts: list[Verdict], known=None) -> Decision:
     if worse:
         return Decision(Outcome.FAILED, f"{case_id}: known failure got worse than its pinned range "
                                         f"({known.reason[:120]}...):\n" + "\n".join(f"  - {c.describe()}" for c in worse))
-    measured = "; ".join(", ".join(c.margin() for c in v.failures) for v in failed)
+    measured = "; ".join(", ".join([c.margin() for c in v.failures] + (["no budget"] if v.unbudgeted else []))
+                         for v in failed)
     return Decision(Outcome.KNOWN, f"known failure: {known.reason} [measured: {measured}]")

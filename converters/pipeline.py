@@ -139,7 +139,8 @@ class Pipeline:
 
         weights = self.entry("weights", subject)
         key = make_key({"weights": content_key(weights), "inputs": array_digest(inputs),
-                        "code": codehash.function_digest(load), "torch": tool_version("torch")})
+                        "code": codehash.function_digest(load), "torch": tool_version("torch"),
+                        **({"model_code": subject.code_digest()} if subject.user else {})})
 
         def build(tmp: Path) -> None:
             np.save(tmp / "outputs.npy", reference_outputs(self.torch_model(subject), inputs))
@@ -154,6 +155,7 @@ class Pipeline:
         deps = {name: self.calibration(subject) if name == CALIBRATION else self.entry(name, subject)
                 for name in step.needs}
         payload = {"step": step.name, "subject": subject.identity(), "options": dict(step.options),
+                   **({"model_code": subject.code_digest()} if subject.user else {}),
                    "deps": {name: content_key(path) for name, path in deps.items()},
                    "code": codehash.function_digest(step.build),
                    "tools": {t: tool_version(t) for t in step.tools}}

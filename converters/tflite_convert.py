@@ -37,14 +37,15 @@ def build(params: dict, out_dir: Path) -> None:
     onnx.save(onnxslim.slim(onnx.load(str(Path(deps["onnx"]) / ONNX_FILE))), str(source))
 
     calib = np.load(Path(deps["calibration"]) / CALIBRATION_FILE)
-    calib_nhwc = calib.transpose(0, 2, 3, 1).astype(np.float32)
+    calib_nhwc = (calib.transpose(0, 2, 3, 1) if calib.ndim == 4 else calib).astype(np.float32)
     calib_path = out_dir / "calibration_nhwc.npy"
     np.save(calib_path, calib_nhwc)
     # Our own (already normalized) crops under the sample file's name: onnx2tf then never touches the
     # network, and its internal dummy inference sees the same data as the calibration.
     shutil.copyfile(calib_path, out_dir / ONNX2TF_SAMPLE_FILE)
     # The calibration array is normalized already, so mean 0 / std 1 makes onnx2tf use it as is.
-    zero, one = np.zeros((1, 1, 1, 3), np.float32), np.ones((1, 1, 1, 3), np.float32)
+    channels = (1,) * (calib_nhwc.ndim - 1) + calib_nhwc.shape[-1:]  # one mean / std per channel (a user's 1-channel input)
+    zero, one = np.zeros(channels, np.float32), np.ones(channels, np.float32)
     saved_model = out_dir / SAVED_MODEL_DIR
     onnx2tf.convert(
         input_onnx_file_path=str(source),

@@ -1,5 +1,7 @@
-"""Running TFLite artifacts: the ai-edge-litert Interpreter with NCHW->NHWC on the way in and the tensors'
-own scale/zero point for integer I/O."""
+"""Running TFLite artifacts: the ai-edge-litert Interpreter with NCHW->NHWC on the way in (and NHWC->NCHW
+for 4-D outputs on the way out: onnx2tf's layout), the tensors' own scale/zero point for integer I/O, and
+several outputs in the ONNX graph's order (which the interpreter's output list does not keep: measured,
+the integer models list a detector's scores before its boxes)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,21 +22,47 @@ class TFLiteRunner:
         self.interpreter.allocate_tensors()
         self.threads = threads
         self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
+        self._outs = ordered_outputs(self.interpreter)
+        self._out = self._outs[0]
 
     @property
     def io_dtypes(self) -> tuple[str, str]:
         return np.dtype(self._in["dtype"]).name, np.dtype(self._out["dtype"]).name
 
     def set_input(self, x: np.ndarray) -> None:
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32)
-        self.interpreter.set_tensor(self._in["index"], quantize(x, self._in))
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        self.interpreter.set_tensor(self._in["index"], quantize(np.ascontiguousarray(x, dtype=np.float32), self._in))
 
     def invoke(self) -> None:
         self.interpreter.invoke()
 
-    def get_output(self) -> np.ndarray:
-        return dequantize(self.interpreter.get_tensor(self._out["index"]), self._out)
+    def get_output(self):
+        outs = [dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self._outs]
+        outs = [y.transpose(0, 3, 1, 2) if y.ndim == 4 else y for y in outs]
+        return outs[0] if len(outs) == 1 else outs
+
+
+def ordered_outputs(interpreter) -> list[dict]:
+    """The output details in the converted graph's order: by the signature's output_N where the model has
+    a signature, else by the N of onnx2tf's tensor names (Identity, Identity_1, ...; PartitionedCall:N)."""
+    import re
+
+    details = interpreter.get_output_details()
+    if len(details) == 1:
+        return details
+    by_index = {d["index"]: d for d in details}
+    signatures = getattr(interpreter, "_get_full_signature_list", lambda: {})()
+    for signature in signatures.values():
+        outputs = signature.get("outputs", {})
+        if set(outputs.values()) == set(by_index) and all(re.fullmatch(r"output_\d+", n) for n in outputs):
+            return [by_index[outputs[n]] for n in sorted(outputs, key=lambda n: int(n.split("_")[1]))]
+
+    def position(d):
+        m = re.search(r"(?:_|:)(\d+)$", d["name"])
+        return int(m.group(1)) if m else 0
+
+    return sorted(details, key=position)
 
 
 def quantize(x: np.ndarray, detail: dict) -> np.ndarray:

@@ -24,18 +24,23 @@ def load(subject_params: dict, weights_file: Path):
     from safetensors.torch import load_file
 
     from models import Subject
-    from models.builder import build as build_net
 
-    net = build_net(Subject.from_params(subject_params).arch())
+    net = Subject.from_params(subject_params).network()
     net.load_state_dict(load_file(str(weights_file)))
     return net.eval()
 
 
 def reference_outputs(net, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
-    """Eager PyTorch logits for a whole input set, in batches (how golden and reference outputs are made)."""
+    """Eager PyTorch outputs for a whole input set, in batches (how golden and reference outputs are made):
+    logits as (N, classes), several outputs packed per sample (converters.pack)."""
     import torch
 
+    from converters import pack
+
     with torch.inference_mode():
-        return np.concatenate([net(torch.from_numpy(np.ascontiguousarray(chunk))).numpy()
-                               for chunk in np.array_split(inputs, max(1, -(-len(inputs) // batch)))]
-                              ).astype(np.float32)
+        return np.concatenate([pack(_numpy(net(torch.from_numpy(np.ascontiguousarray(chunk)))))
+                               for chunk in np.array_split(inputs, max(1, -(-len(inputs) // batch)))])
+
+
+def _numpy(y):
+    return [t.numpy() for t in y] if isinstance(y, (tuple, list)) else y.numpy()

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             print(f"{text}: {d.get('unsupported') or d.get('error')}")
             continue
         print(f"{text}: first divergent layer {d['first_divergent_layer']}, worst local layer "
-              f"{d['worst_local_layer']}; final {d['final_snr_db']:.1f} dB SNR vs PyTorch over {d['samples']} "
+              f"{d['worst_local_layer']}; final {d['final_snr_db'] if d['final_snr_db'] is None else round(d['final_snr_db'], 1)} dB SNR vs PyTorch over {d['samples']} "
               f"inputs; {d['matched']} modules matched, {len(d['unmatched'])} not; read-out perturbation "
               f"{d['perturbation_snr_db']:.1f} dB")
         # local SNR (onnxruntime), or for TFLite the cumulative SNR each layer loses (drop_db)

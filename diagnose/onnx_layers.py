@@ -217,7 +217,8 @@ def localize(float_onnx: Path, artifact: Path, net, x: np.ndarray, work: Path) -
             except Exception as exc:  # noqa: BLE001 - a part that cannot be cut out is reported, not fatal
                 layer.local_snr_db = None
                 unmatched.setdefault(layer.module + " (local)", f"could not be cut out: {exc}".splitlines()[0])
-    final_snr = snr_db(net_output(net, x), final)
+    expected = net_output(net, x)  # several outputs: the first is read out, no single final tensor to compare
+    final_snr = snr_db(expected, final.reshape(len(x), -1)) if final.size == expected.size else None
     local = [layer for layer in layers if layer.local_snr_db is not None]
     worst = min(local, key=lambda layer: layer.local_snr_db) if local else None
     if worst is not None and worst.local_snr_db >= ROUNDOFF_DB:
@@ -234,10 +235,14 @@ def localize(float_onnx: Path, artifact: Path, net, x: np.ndarray, work: Path) -
 
 
 def net_output(net, x: np.ndarray) -> np.ndarray:
+    """The network's output on `x`, several outputs packed per sample (converters.pack)."""
     import torch
 
+    from converters import pack
+
     with torch.inference_mode():
-        return net(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        y = net(torch.from_numpy(np.ascontiguousarray(x)))
+    return pack([t.numpy() for t in y] if isinstance(y, tuple) else y.numpy())
 
 
 def _shape_of(graph, tensor: str, like: np.ndarray) -> tuple:

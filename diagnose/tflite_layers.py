@@ -180,8 +180,10 @@ def localize(float_tflite: Path, artifact: Path, net, x: np.ndarray) -> dict:
         first = None
     else:
         first = next(row["module"] for row in drops if row["drop_db"] >= max(JUMP_DB, worst["drop_db"] / 2))
-    return {"toolchain": "tflite", "samples": int(len(x)),
-            "final_snr_db": snr_db(net_output(net, x), final.reshape(len(x), -1)) if final is not None else None,
+    expected = net_output(net, x)
+    final = final.reshape(len(x), -1) if final is not None else None
+    return {"toolchain": "tflite", "samples": int(len(x)),  # several outputs: no single final tensor to compare
+            "final_snr_db": snr_db(expected, final) if final is not None and final.shape == expected.shape else None,
             "first_divergent_layer": first, "worst_local_layer": worst["module"] if worst else None,
             "rule": f"first layer whose cumulative-SNR drop is at least half the largest drop and {JUMP_DB:g} dB "
                     f"(local error cannot be fed in an interpreter)",

@@ -48,6 +48,35 @@ def output_verdicts(case_id: str, precision: str, expected: np.ndarray, outputs:
     return verdicts
 
 
+def declared_verdicts(case_id: str, precision: str, layout: list, expected: np.ndarray, outputs: np.ndarray,
+                      reference: np.ndarray | None, budgets, static: dict | None = None) -> tuple[list, dict]:
+    """A models.model registration's case: each declared output against its golden output with its kind's
+    budget (compare.outputs), and the packed outputs against the simulated reference as for any case.
+    Returns the verdicts and the row's `outputs` record (each output's metrics and its broken references)."""
+    from compare.budgets import BudgetError
+    from compare.outputs import OutputShapeError, broken_metrics, output_metrics, unpack
+    from compare.verdict import Verdict, judge
+
+    golden = unpack(expected, layout, f"{case_id} golden")
+    try:
+        actual = unpack(outputs, layout, f"{case_id} outputs")
+    except OutputShapeError as exc:
+        return [Verdict(case_id, "parity", {}, problems=[str(exc)])], {}
+    measured, broken = output_metrics(layout, golden, actual), broken_metrics(layout, golden)
+    verdicts = []
+    for slot in layout:
+        metrics = {k: v for k, v in measured[slot.name].items() if k != "kind"}
+        try:
+            budget = budgets.for_output(slot.kind, case_id, precision)
+        except BudgetError as exc:  # a kind no budget was derived for yet: measured, recorded, failed
+            verdicts.append(Verdict(f"{case_id} [{slot.name}: {slot.kind}]", "parity", metrics, unbudgeted=str(exc)))
+            continue
+        verdicts.append(judge(f"{case_id} [{slot.name}: {slot.kind}]", "parity", metrics, budget))
+    verdicts += output_verdicts(case_id, precision, expected, outputs, reference, budgets, "parity", static)[1:]
+    record = {s.name: {**measured[s.name], "broken": broken[s.name]} for s in layout}
+    return verdicts, record
+
+
 def simulated(pipeline, case, inputs: np.ndarray):
     """The case's simulated-reference outputs on `inputs` and its static checks, or (None, {})."""
     return pipeline.simulated_outputs(case, inputs)

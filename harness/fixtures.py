@@ -53,15 +53,22 @@ def golden_store(pytestconfig, pipeline):
         if subject.id not in done:
             inputs = datasets.parity_inputs(subject)
             identity, digest = subject.identity(), array_digest(inputs)
+            declared = None
+            if subject.user:
+                from models.user import output_layout
+
+                declared = output_layout(subject)
             if update:
                 import torch
 
                 manifest = golden.manifest(subject.id, identity, datasets.parity_recipe(subject), digest,
                                            torch.__version__)
+                if declared is not None:
+                    manifest["outputs"] = declared
                 done[subject.id] = golden.save(root, subject.id, pipeline.reference_outputs(subject, inputs),
                                                manifest)
             else:
-                done[subject.id] = golden.load(root, subject.id, identity, digest)
+                done[subject.id] = golden.load(root, subject.id, identity, digest, declared)
         return done[subject.id]
 
     return get
@@ -98,8 +105,11 @@ def record_result(record_property):
 @pytest.fixture
 def conversion(record_result):
     """`with conversion(row):` a failed conversion step records the row with its error and fails the test
-    with the converter's log tail; anything else propagates."""
+    with the converter's log tail; a user's model that does not fit (models.ModelSpecError: its factory
+    raised, its outputs differ from the declaration) does the same with what to fix; anything else
+    propagates."""
     from converters.isolate import ConversionError
+    from models.api import ModelSpecError
 
     @contextmanager
     def guard(row):
@@ -109,5 +119,9 @@ def conversion(record_result):
             row.error = exc.reason
             record_result(row)
             pytest.fail(f"{row.case}: conversion failed: {exc}", pytrace=False)
+        except ModelSpecError as exc:
+            row.error = str(exc).splitlines()[0]
+            record_result(row)
+            pytest.fail(f"{row.case}: {exc}", pytrace=False)
 
     return guard

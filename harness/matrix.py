@@ -53,16 +53,17 @@ def load(config) -> RunMatrix:
     try:
         natural = subjects.natural(weight_overrides(config))
         trained = [] if config.getoption(opt.USER_DATA) else subjects.digits()
-        accuracy = trained or [subjects.user_folder(config.getoption(opt.USER_MODEL),
-                                                    config.getoption(opt.USER_DATA),
-                                                    config.getoption(opt.USER_CHECKPOINT))]
+        accuracy = (trained or [subjects.user_folder(config.getoption(opt.USER_MODEL),
+                                                     config.getoption(opt.USER_DATA),
+                                                     config.getoption(opt.USER_CHECKPOINT))]) \
+            + subjects.labelled_user_models()
         budgets = Budgets.load(config.getoption(opt.BUDGETS))
         known = KnownFailures.load(config.getoption(opt.KNOWN_FAILURES))
     except (BudgetError, KnownFailureError, subjects.SubjectError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     matrix = RunMatrix(natural, trained, accuracy, budgets, known)
     ids = {"parity": [c.id for c in matrix.cases(natural)],
-           "accuracy": [c.id for c in matrix.cases(subjects.digits() + accuracy)]}
+           "accuracy": [c.id for c in matrix.cases(subjects.digits() + subjects.labelled_user_models() + accuracy)]}
     try:
         budgets.validate_ids(ids)
         known.validate_ids(ids)
@@ -70,6 +71,20 @@ def load(config) -> RunMatrix:
         raise pytest.UsageError(str(exc)) from None
     config.stash[MATRIX_KEY] = matrix
     return matrix
+
+
+def model_files(config) -> list[str]:
+    """--models-from files (resolved; ini entries relative to the rootdir) and module names, ini first."""
+    out = []
+    for base, specs in ((config.rootpath, config.getini(opt.INI_MODELS)),
+                        (Path.cwd(), config.getoption(opt.MODELS_FROM))):
+        for spec in specs:
+            path = Path(spec).expanduser()
+            if spec.endswith(".py") or (base / path).exists():
+                spec = str((base / path).resolve())
+            if spec not in out:
+                out.append(spec)
+    return out
 
 
 def plugin_files(config) -> list[str]:

@@ -23,9 +23,11 @@ LATENCY_THREADS = "--latency-threads"
 LATENCY_UNOPTIMIZED = "--latency-unoptimized"
 LATENCY_SLOWDOWN = "--latency-slowdown"
 FORMATS_FROM = "--formats-from"
+MODELS_FROM = "--models-from"
 DIAGNOSE = "--diagnose"
 INI_WEIGHTS = "convsuite_weights"
 INI_FORMATS = "convsuite_formats"
+INI_MODELS = "convsuite_models"
 ENV_CACHE = "CONVSUITE_CACHE_DIR"
 ENV_RUN_ID = "CONVSUITE_RUN_ID"
 
@@ -53,6 +55,11 @@ def add_options(parser) -> None:
     group.addoption(FORMATS_FROM, action="append", default=[], metavar="FILE",
                     help="load a format plug-in (a Python file that registers a converters.formats.Format); "
                          f"repeatable; also settable as the `{INI_FORMATS}` ini option")
+    group.addoption(MODELS_FROM, action="append", default=[], metavar="FILE",
+                    help="load your models: a Python file (or importable module) that registers them with "
+                         "`@models.model(name, input=models.Input(...), outputs=[models.Output(...)])`; they join "
+                         f"the matrix (goldens: --update-golden -k NAME); repeatable; also the `{INI_MODELS}` "
+                         "ini option")
     group.addoption(CALIBRATION, default="natural", choices=("natural", "wrong_scale", "wrong_data"),
                     help="calibration data for integer quantization; the wrong_* modes exist to prove that "
                          "a mis-calibrated conversion is caught (default natural)")
@@ -86,3 +93,4 @@ def add_options(parser) -> None:
     parser.addini(INI_WEIGHTS, type="linelist", default=[],
                   help="MODEL=CHECKPOINT lines: checkpoints to use instead of the registered weights")
     parser.addini(INI_FORMATS, type="linelist", default=[], help="format plug-in files to load")
+    parser.addini(INI_MODELS, type="linelist", default=[], help="model files (models.model registrations) to load")

@@ -13,6 +13,7 @@ from harness import options as opt
 from harness.matrix import load as load_matrix, plugin_files
 
 PROGRESS_KEY = pytest.StashKey["object"]()
+MODEL_FILES_KEY = pytest.StashKey[dict]()
 MARKERS = {
     "parity": "converted model vs stored PyTorch golden outputs",
     "accuracy": "converted model's accuracy and parity on a labelled test split vs PyTorch's",
@@ -41,6 +42,15 @@ def pytest_configure(config):
             formats.load_file(path)
     except (OSError, ValueError, ImportError) as exc:
         raise pytest.UsageError(f"{opt.FORMATS_FROM}: {exc}") from None
+    from harness.matrix import model_files
+    from models.registry import RegistryError, load_file
+
+    loaded = config.stash[MODEL_FILES_KEY] = {}
+    for spec in model_files(config):  # one broken file fails its own test; the rest of the run goes on
+        try:
+            loaded[spec] = ("ok", ", ".join(load_file(spec)))
+        except RegistryError as exc:
+            loaded[spec] = ("error", str(exc))
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     for fmt in formats.formats():
@@ -94,6 +104,10 @@ def _case_params(cases, kind: str, grouped: bool = True):
 
 def pytest_generate_tests(metafunc):
     names = metafunc.fixturenames
+    if "models_file" in names:
+        files = metafunc.config.stash.get(MODEL_FILES_KEY, {})
+        metafunc.parametrize("models_file", [pytest.param((spec, *files[spec]), id=Path(spec).name)
+                                             for spec in sorted(files)])
     if not {"parity_case", "accuracy_case", "latency_case", "natural_subject", "trained_subject"} & set(names):
         return
     matrix = load_matrix(metafunc.config)

@@ -140,9 +140,10 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def count_macs(net: nn.Module, spec: InputSpec) -> int:
+def count_macs(net: nn.Module, spec) -> int:
     """Multiply-accumulates of every conv and linear layer for one input (BN, activations, pooling,
-    SE multiplies and residual adds excluded, as in the published counts)."""
+    SE multiplies and residual adds excluded, as in the published counts). `spec`: an InputSpec or a
+    batch-1 input shape."""
     import torch
 
     total = 0
@@ -159,7 +160,7 @@ def count_macs(net: nn.Module, spec: InputSpec) -> int:
     hooks += [m.register_forward_hook(linear_hook) for m in net.modules() if isinstance(m, nn.Linear)]
     try:
         with torch.no_grad():
-            net.eval()(torch.zeros(spec.shape(1)))
+            net.eval()(torch.zeros(spec.shape(1) if isinstance(spec, InputSpec) else tuple(spec)))
     finally:
         for h in hooks:
             h.remove()

@@ -17,7 +17,11 @@ CALIBRATION_MODES = ("natural", "wrong_scale", "wrong_data")
 
 
 def parity_inputs(subject) -> np.ndarray:
-    """The fixed inputs golden outputs are stored for (NCHW float32)."""
+    """The fixed inputs golden outputs are stored for (NCHW float32; a user model's own input shape)."""
+    if subject.user:
+        from models import user
+
+        return user.inputs(subject.model, subject.user.input, "parity", PARITY_COUNT)
     if subject.data == "digits":
         from models import digits
 
@@ -26,11 +30,24 @@ def parity_inputs(subject) -> np.ndarray:
 
 
 def parity_recipe(subject) -> dict:
+    if subject.user:
+        from models import user
+
+        return user.recipe(subject.user.input, "parity", PARITY_COUNT)
     return images.recipe("parity", PARITY_COUNT, subject.arch().input)
 
 
 def labelled(subject, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels) of a labelled subject's split ("test" or "calibration")."""
+    if subject.user and subject.data.startswith("folder:"):
+        from models import folder
+        from models.builder import InputSpec
+
+        inp = subject.user.input
+        if not inp.is_image or inp.shape[0] != 3 or inp.shape[1] != inp.shape[2]:
+            raise ValueError(f"model {subject.model!r}: labels need a square RGB input, not {inp.shape}")
+        return folder.split(subject.data.split(":", 1)[1], InputSpec(inp.shape[1], tuple(inp.mean), tuple(inp.std)),
+                            split)
     spec = subject.arch().input
     if subject.data == "digits":
         from models import digits
@@ -44,8 +61,12 @@ def labelled(subject, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibration_set(subject, count: int, mode: str = "natural") -> np.ndarray:
-    spec = subject.arch().input
-    if subject.data == "natural":
+    if subject.user and subject.data == "natural":
+        from models import user
+
+        x = user.inputs(subject.model, subject.user.input, "calibration", count)
+    elif subject.data == "natural":
+        spec = subject.arch().input
         x = images.image_set("calibration", count, spec)
     else:
         x = labelled(subject, "calibration")[0][:count]
@@ -60,6 +81,16 @@ def calibration_set(subject, count: int, mode: str = "natural") -> np.ndarray:
 
 
 def calibration_recipe(subject, count: int, mode: str = "natural") -> dict:
+    if subject.user and subject.data == "natural":
+        from models import user
+
+        return {**user.recipe(subject.user.input, "calibration", count), "mode": mode}
+    if subject.user:  # a models.model registration scored on its labelled folder
+        from models import folder
+
+        inp = subject.user.input
+        return {"data": "folder", "digest": folder.digest(subject.data.split(":", 1)[1]), "split": "calibration",
+                "count": count, "shape": list(inp.shape), "mode": mode, "mean": list(inp.mean), "std": list(inp.std)}
     spec = subject.arch().input
     if subject.data == "natural":
         base = images.recipe("calibration", count, spec)

@@ -36,8 +36,9 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3].astype(np.uint8))
 
 
-def _crop(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
-    """A random-resized crop (area 20-100 %, aspect 3/4-4/3), random horizontal flip."""
+def _crop(rng: np.random.Generator, img: np.ndarray, size: int, width: int | None = None) -> np.ndarray:
+    """A random-resized crop (area 20-100 %, aspect 3/4-4/3) resized to size x width (default square),
+    random horizontal flip."""
     from PIL import Image
 
     h, w = img.shape[:2]
@@ -46,15 +47,16 @@ def _crop(rng: np.random.Generator, img: np.ndarray, size: int) -> np.ndarray:
     ch = int(min(h, round(np.sqrt(area / aspect))))
     cw = int(min(w, round(np.sqrt(area * aspect))))
     top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    crop = Image.fromarray(img[top:top + ch, left:left + cw]).resize((size, size), Image.BILINEAR)
+    crop = Image.fromarray(img[top:top + ch, left:left + cw]).resize((width or size, size), Image.BILINEAR)
     out = np.asarray(crop)
     return out[:, ::-1] if rng.random() < 0.5 else out
 
 
-def natural_crops(count: int, size: int, stream: str) -> np.ndarray:
-    """`count` uint8 crops (N, size, size, 3), cycling over PHOTOS, reproducible from `stream`'s seed."""
+def natural_crops(count: int, size: int, stream: str, width: int | None = None) -> np.ndarray:
+    """`count` uint8 crops (N, size, width or size, 3), cycling over PHOTOS, reproducible from `stream`'s
+    seed."""
     rng = np.random.Generator(np.random.PCG64(STREAM_SEEDS[stream]))
-    return np.stack([_crop(rng, load_photo(PHOTOS[i % len(PHOTOS)]), size) for i in range(count)])
+    return np.stack([_crop(rng, load_photo(PHOTOS[i % len(PHOTOS)]), size, width) for i in range(count)])
 
 
 def center_crop(name: str, size: int) -> np.ndarray:

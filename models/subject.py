@@ -4,7 +4,9 @@ Subjects travel to child processes as JSON (`to_params` / `from_params`), the on
 JSON."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from models.builder import Architecture
 from models.registry import get
@@ -31,11 +33,27 @@ class Subject:
         return get(self.model)
 
     @property
+    def user(self):
+        """The models.api.UserModel of a `models.model` registration, or None for a zoo table."""
+        return self.entry.user
+
+    @property
+    def outputs(self) -> tuple:
+        """The named outputs (models.api.Output) in the order the network returns them."""
+        return self.entry.outputs
+
+    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+        return self.user.input.batch_shape(batch) if self.user else self.arch().input.shape(batch)
+
+    @property
     def population(self) -> str:
         """Which inputs the subject runs on: natural images, digits, or a user's folder."""
         return "user" if self.data.startswith("folder:") else self.data
 
     def arch(self) -> Architecture:
+        if self.entry.arch is None:
+            raise TypeError(f"model {self.model!r} is a models.model registration, not a table: it has no "
+                            "Architecture (use Subject.network(), input_shape(), outputs)")
         arch = self.entry.arch
         if self.num_classes is not None:
             arch = arch.variant(num_classes=self.num_classes)
@@ -47,24 +65,71 @@ class Subject:
         return self.weights if self.weights is not None else self.entry.weights
 
     def identity(self) -> dict:
-        """Machine-independent description of the network: architecture hash + weights identity."""
+        """Machine-independent description of the network: architecture hash + weights identity. For a
+        models.model registration: the module's structure hash, and the weights' content hash."""
+        if self.user:
+            return _user_identity(self.model, json.dumps(to_spec(self.weights_source()), sort_keys=True))
         return {"model": self.model, "architecture": self.arch().definition_hash(),
                 "weights": self.weights_source().identity()}
 
-    def build(self):
-        """The network with its weights applied, in eval mode."""
+    def code_digest(self) -> str:
+        """Hash of the file a models.model registration came from ("" for the zoo, whose code the suite's own
+        code keys cover): part of every cache key of the subject, so an edited forward rebuilds its artifacts
+        and PyTorch outputs (the golden identity leaves it out: the drift test says whether outputs changed)."""
+        if not self.user or not self.user.origin:
+            return ""
+        import hashlib
+        from pathlib import Path
+
+        return hashlib.sha256(Path(self.user.origin).read_bytes()).hexdigest()[:16]
+
+    def network(self):
+        """The network without the subject's weights applied (a table built, or the user's factory called;
+        a factory's own weights are part of what it returns)."""
+        if self.user:
+            from models.user import call_factory
+
+            return call_factory(self.model, self.user)
         from models.builder import build
 
+        return build(self.arch())
+
+    def build(self):
+        """The network with its weights applied, in eval mode."""
+        if self.user:
+            from models.user import call_factory
+
+            return call_factory(self.model, self.user, self.weights_source())
         arch = self.arch()
-        net = build(arch)
+        net = self.network()
         self.weights_source().apply(net, arch)
         return net.eval()
 
     def to_params(self) -> dict:
-        return {"id": self.id, "model": self.model, "num_classes": self.num_classes,
-                "input_size": self.input_size, "weights": to_spec(self.weights_source()), "data": self.data}
+        params = {"id": self.id, "model": self.model, "num_classes": self.num_classes,
+                  "input_size": self.input_size, "weights": to_spec(self.weights_source()), "data": self.data}
+        if self.user:
+            params["origin"] = self.user.origin
+        return params
 
     @classmethod
     def from_params(cls, params: dict) -> "Subject":
+        """The subject a child process was given (a user's model: its file is loaded first)."""
+        from models.registry import is_registered, load_file
+
         params = dict(params)
+        origin = params.pop("origin", "")
+        if origin and not is_registered(params["model"]):
+            load_file(origin)
         return cls.of(params.pop("model"), from_spec(params.pop("weights")), **params)
+
+
+@lru_cache(maxsize=None)
+def _user_identity(model: str, weights_spec: str) -> dict:
+    from models.api import state_digest, structure_digest
+    from models.weights import from_spec
+
+    net = Subject.of(model, from_spec(json.loads(weights_spec))).build()
+    weights = from_spec(json.loads(weights_spec)).identity()
+    return {"model": model, "architecture": structure_digest(net),
+            "weights": {**weights, "state_sha256": state_digest(net.state_dict())}}

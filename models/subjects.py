@@ -34,13 +34,16 @@ def digits() -> list[Subject]:
     mode = weights_mode()
     return [Subject.of(name, Shipped(f"{name}_digits") if mode == "shipped" else Trained("digits"),
                        id=f"{name}_digits", num_classes=10, input_size=DIGITS_SIZE, data="digits")
-            for name in names() if not get(name).held_out]
+            for name in names() if not get(name).held_out and get(name).arch is not None]
 
 
 def user_folder(model: str, folder: str, checkpoint: str | None = None) -> Subject:
     """`model` scored on a labelled image folder (models.folder), with the user's weights if given."""
     if model not in names():
         raise SubjectError(f"--user-data needs --user-model NAME, one of: {', '.join(names())}")
+    if get(model).arch is None:
+        raise SubjectError(f"--user-model {model} is a models.model registration: give its labelled folder as "
+                           "`labels=DIR` in the registration instead")
     data = Path(folder).expanduser().resolve()
     if not data.is_dir():
         raise SubjectError(f"--user-data {data}: not a directory")
@@ -50,3 +53,9 @@ def user_folder(model: str, folder: str, checkpoint: str | None = None) -> Subje
         classes = classifier_classes(weights.path)
     return Subject.of(model, weights, id=f"{model}_user", data=f"folder:{data}",
                       num_classes=None if classes in (None, get(model).arch.num_classes) else classes)
+
+
+def labelled_user_models() -> list[Subject]:
+    """Every models.model registration that names a labelled folder (`labels=`), scored on it."""
+    return [Subject.of(name, id=f"{name}_labelled", data=f"folder:{get(name).user.labels}")
+            for name in names() if get(name).user is not None and get(name).user.labels]

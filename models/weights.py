@@ -304,7 +304,21 @@ class Trained:
         training.train(net, arch, self.task)
 
 
-SOURCES = {cls.KIND: cls for cls in (SeededInit, Checkpoint, Shipped, Trained)}
+@dataclass(frozen=True)
+class FactoryWeights:
+    """The weights a user's factory (models.model) gives its module: nothing to apply. Subject.identity adds
+    their content hash, so golden outputs name it when they change."""
+
+    KIND = "factory"
+
+    def identity(self) -> dict:
+        return {"kind": self.KIND}
+
+    def apply(self, net: nn.Module, arch) -> None:
+        net.eval()
+
+
+SOURCES = {cls.KIND: cls for cls in (SeededInit, Checkpoint, Shipped, Trained, FactoryWeights)}
 
 
 def from_spec(spec: dict):

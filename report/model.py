@@ -55,7 +55,9 @@ class Cell:
         """Parity (and the reference check), accuracy drop with its paired counts, latency (with its share of
         the fp32 floor in float columns), size."""
         out = []
-        if self.parity is not None and self.parity.metrics:
+        if self.parity is not None and self.parity.outputs:  # a models.model registration: each output
+            out += [f"{name}: {output_summary(o)}" for name, o in self.parity.outputs.items()]
+        elif self.parity is not None and self.parity.metrics:
             m = self.parity.metrics
             out.append(f"cos {m.get('cosine_mean', float('nan')):.4f} / top-1 {m.get('top1_agreement', float('nan')):.2f}")
             if self.parity.reference_metrics:
@@ -68,6 +70,32 @@ class Cell:
         if self.size_bytes is not None:
             out.append(f"{self.size_bytes / 1e6:.1f} MB")
         return out + [f"error: {e[:60]}" for e in self.errors]
+
+
+KIND_METRICS = {"classification": ("top1_agreement", "top-1"), "dense": ("miou", "mIoU"),
+                "scores": ("detection_agreement", "det agr"), "boxes": ("box_iou", "box IoU")}
+
+
+def output_summary(output: dict) -> str:
+    """One declared output's SNR and its kind's own metric, for a matrix cell."""
+    line = f"{output.get('snr_db', float('nan')):.1f} dB"
+    metric = KIND_METRICS.get(output.get("kind", ""))
+    return line + (f" / {metric[1]} {output[metric[0]]:.3f}" if metric and metric[0] in output else "")
+
+
+def outputs_table(rows: list[ResultRow]) -> Table | None:
+    """Every declared output of every models.model case: its kind, metrics, and its broken references' SNR."""
+    body = []
+    for r in sorted((r for r in rows if r.kind == "parity" and r.outputs), key=lambda r: r.case):
+        for name, o in r.outputs.items():
+            extra = ", ".join(f"{k} {o[k]:.4f}" for k in ("top1_agreement", "pixel_agreement", "miou",
+                                                         "detection_agreement", "box_iou") if k in o)
+            broken = max((b.get("snr_db", float("-inf")) for b in o.get("broken", {}).values()), default=None)
+            body.append([TableCell([r.case]), TableCell([name]), TableCell([o.get("kind", "")]),
+                         TableCell([_format(o.get("snr_db"), "{:.1f}")]), TableCell([_format(o.get("cosine_mean"), "{:.5f}")]),
+                         TableCell([extra]), TableCell([_format(broken, "{:.1f}")]), TableCell([r.outcome or ""])])
+    return Table(["case", "output", "kind", "SNR dB", "cos mean", "kind metrics", "best broken SNR dB", "verdict"],
+                 body) if body else None
 
 
 @dataclass
@@ -220,7 +248,7 @@ def diagnosis_blocks(rows: list[ResultRow], plots: dict[str, Path]) -> list:
         perturbation = d.get("perturbation_snr_db")
         blocks.append(Bullets([(row.case, (
             f"{row.outcome or ''}; first divergent layer {d['first_divergent_layer'] or 'none (every layer at float round-off)'}"
-            f", worst local layer {d['worst_local_layer']}; final output {d['final_snr_db']:.1f} dB SNR vs PyTorch over "
+            f", worst local layer {d['worst_local_layer']}; final output {_format(d['final_snr_db'], '{:.1f}') or '(several outputs: not one tensor)'} dB SNR vs PyTorch over "
             f"{d['samples']} inputs; {d['matched']} modules matched, {len(d['unmatched'])} not (folded, identity or "
             f"renamed: report.json lists each with its reason); reading tensors out moved the final output to "
             f"{_format(perturbation, '{:.1f}')} dB SNR of the artifact's own"))]))
@@ -259,6 +287,9 @@ def document(env: dict, rows: list[ResultRow], matrix: Matrix, card, pictures: l
         blocks += [Heading(2, "Known failures"), Bullets([(f"{kind} {case}", reason) for kind, case, reason in known])]
     if pictures:
         blocks += [Heading(2, "Plots")] + [Image(p, captions.get(p.stem, "")) for p in pictures]
+    declared = outputs_table(rows)
+    if declared is not None:
+        blocks += [Heading(2, "Declared outputs (models.model registrations)"), declared]
     blocks += diagnosis_blocks(rows, diagnosis_plots or {})
     header, body = case_table([r for r in rows if r.kind not in LINE_KINDS])
     blocks += [Heading(2, "All cases"), Table(header, [[TableCell([c]) for c in line] for line in body])]

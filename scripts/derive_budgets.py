@@ -23,6 +23,22 @@ The rules. For the suites parity and trained, per precision and metric, in error
            measured row records their SNR): every SNR floor must be at least twice, in dB, the best broken
            reference's; derivation stops if not
 
+For the outputs of models.model registrations (examples/, a user's models), per output kind, precision and
+metric, the same rule on their own measurements ([kinds.<kind>.<precision>]; rows with declared outputs stay
+out of the parity, reference and trained tables, which are fitted to the zoo's logits):
+
+  kinds    twice the worst clean error (1 - value for cosine, pixel agreement, mIoU, detection agreement, box
+           IoU; noise power for SNR), never tighter than KIND_ALLOWANCE (one pixel, pair or box in the
+           golden set's scale); quantized precisions do not budget the worst sample's cosine. `generic`
+           (any tensor: cosine and SNR) is fitted to every declared output's cosine and SNR, whatever its kind
+  broken   every output's golden values turned input-independent or stale, every other output of the
+           sample with it (compare.outputs.broken_metrics). The SNR budgeted is the input-dependent part's
+           (variation SNR: a detector's anchors or a constant background logit make the plain SNR of an
+           input-independent output high, 16.8 dB on the SSDLite example's boxes; it is recorded, not
+           budgeted); its floor must be 2x the best broken output's in dB and at least VARIATION_MIN_DB
+           (3 dB: the error at most half the variation); derivation stops if not. Agreement, IoU and cosine
+           floors are budgeted as the zoo's top-1 agreement is, and each note shows the best broken value
+
 For the reference suite (an artifact against the simulation of its own quantization):
 
   excess   how much further from the expected outputs the artifact is than its simulation, in dB: the
@@ -78,6 +94,19 @@ SAMPLES = {"parity": 32, "trained": 400}
 TAIL_KEYS = {"min_cosine_worst"}
 FLOAT_PRECISIONS = {"fp32", "fp16"}
 BROKEN_MARGIN = 2.0
+KIND_METRICS = {  # budget key: (metric, error(value), value(error)); cosine as in METRICS
+    **{k: METRICS[k] for k in ("min_cosine_mean", "min_cosine_worst")},
+    "min_variation_snr_db": ("variation_snr_db", lambda v: 10 ** (-v / 10), lambda e: -10 * math.log10(e)),
+    "min_pixel_agreement": ("pixel_agreement", lambda v: 1 - v, lambda e: 1 - e),
+    "min_miou": ("miou", lambda v: 1 - v, lambda e: 1 - e),
+    "min_detection_agreement": ("detection_agreement", lambda v: 1 - v, lambda e: 1 - e),
+    "min_box_iou": ("box_iou", lambda v: 1 - v, lambda e: 1 - e),
+}
+GENERIC_KEYS = ("min_cosine_mean", "min_cosine_worst", "min_variation_snr_db")
+VARIATION_MIN_DB = 3.0  # a variation-SNR floor: the error at most half the input-dependent variation
+KIND_ALLOWANCE = {"min_cosine_mean": 1e-6, "min_cosine_worst": 1e-6, "min_variation_snr_db": 1e-8,
+                  "min_pixel_agreement": 1e-4, "min_miou": 1e-3, "min_detection_agreement": 1e-3,
+                  "min_box_iou": 1e-4}
 # a known failure's room below its own worst measurement, in error: 1 dB for the ImageNet-configured zoo
 # (every measured CPU gave the same values), the budgets' doubling for digits models, whose measurements
 # sample weight sets trained with other kernels
@@ -112,7 +141,8 @@ def collect(labelled_reports: list[str]) -> None:
                 continue
             keep = {k: r[k] for k in ("case", "kind", "arch", "population", "format", "precision", "metrics",
                                       "reference_metrics", "broken", "accuracy_drop", "lost", "gained", "images",
-                                      "reference_accuracy", "outcome", "weights_sha256") if r.get(k) is not None}
+                                      "reference_accuracy", "outcome", "weights_sha256", "outputs")
+                    if r.get(k) is not None}
             rows.append({**keep, "run": label, "cpu": cpu, "tools": env.get("tools", {})})
     MEASUREMENTS.write_text(json.dumps(rows, indent=0, sort_keys=True) + "\n")
     log(f"{len(rows)} measurements from {len(labelled_reports)} runs -> {MEASUREMENTS.relative_to(ROOT)}")
@@ -126,7 +156,7 @@ def best_broken(measurements: list[dict], suite: str) -> tuple[float, str]:
     compare.metrics.broken_outputs makes them; every parity and accuracy row records their SNR."""
     kind = "parity" if suite == "parity" else "accuracy"
     found = [(snr, f"{r['case'].rsplit('-', 2)[0]} {name}") for r in measurements if r["kind"] == kind
-             for name, snr in r.get("broken", {}).items()]
+             and "outputs" not in r for name, snr in r.get("broken", {}).items()]
     if not found:
         raise SystemExit(f"no broken-reference measurements for {suite}: collect a run of this version first")
     return max(found)
@@ -160,7 +190,7 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
         test = "parity" if row["kind"] == "parity" else "accuracy"
         return any(k["test"] == test and fnmatch.fnmatchcase(row["case"], k["case"]) for k in known)
 
-    clean = [r for r in measurements if r["arch"] not in held and not is_known(r)]
+    clean = [r for r in measurements if r["arch"] not in held and not is_known(r) and "outputs" not in r]
     values: dict = defaultdict(list)  # (suite, precision, key) -> [(error, case@run)]
     excess: dict = defaultdict(list)  # precision -> [(excess dB, case@run)]
     drops: dict = defaultdict(list)
@@ -231,16 +261,70 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
     return dict(tables), notes
 
 
+def derive_kinds(measurements: list[dict], known: list[dict]) -> tuple[dict, dict, list[str]]:
+    """[kinds.<kind>.<precision>] tables from the declared outputs' measurements, their notes, and the
+    broken-reference lines (a line starting with "[" is a floor that does not fail a broken reference)."""
+    import fnmatch
+
+    held = held_out_models()
+    rows = [r for r in measurements if r["kind"] == "parity" and "outputs" in r and r["arch"] not in held]
+    clean = [r for r in rows if not any(k["test"] == "parity" and fnmatch.fnmatchcase(r["case"], k["case"])
+                                        for k in known)]
+    values: dict = defaultdict(list)  # (kind, precision, key) -> [(error, where)]
+    broken: dict = defaultdict(list)  # (kind, key) -> [(error, where)]
+    def kinds(out) -> list[tuple[str, tuple]]:  # every output counts for its kind and for `generic`
+        return [(out["kind"], tuple(KIND_METRICS))] + ([("generic", GENERIC_KEYS)] if out["kind"] != "generic" else [])
+
+    for r in clean:
+        for name, out in r["outputs"].items():
+            where = f"{r['case']} {name}@{r['run']}"
+            for kind, keys in kinds(out):
+                for key in keys:
+                    metric, error, _ = KIND_METRICS[key]
+                    if key in TAIL_KEYS and r["precision"] not in FLOAT_PRECISIONS:
+                        continue
+                    if metric in out and math.isfinite(out[metric]):
+                        values[(kind, r["precision"], key)].append((error(out[metric]), where))
+    for r in rows:
+        for name, out in r["outputs"].items():
+            for how, metrics in out.get("broken", {}).items():
+                for kind, keys in kinds(out):
+                    for key in keys:
+                        metric, error, _ = KIND_METRICS[key]
+                        if metric in metrics and math.isfinite(metrics[metric]):
+                            broken[(kind, key)].append((error(metrics[metric]), f"{r['case']} {name} {how}"))
+    tables: dict = defaultdict(dict)
+    notes: dict = defaultdict(list)
+    lines: list[str] = []
+    for (kind, precision, key), found in sorted(values.items()):
+        e, why = ceiling([e for e, _ in found], KIND_ALLOWANCE[key])
+        _, _, inverse = KIND_METRICS[key]
+        value = _round_down(inverse(e), key)
+        table = f"kinds.{kind}.{precision}"
+        tables[table][key] = value
+        worst = max(found)
+        shown = f", best broken {_show(key, min(broken[(kind, key)])[0])}" if broken.get((kind, key)) else ""
+        notes[table].append(f"{key} = {value:g}: {why}; n={len(found)}, worst {_show(key, worst[0])} ({worst[1]})"
+                            + shown)
+        if key == "min_variation_snr_db":  # as the zoo's SNR floors: 2x in dB above the best broken output
+            best = min(broken[(kind, key)])  # (input-independent outputs measure 0 dB by construction)
+            best_db = -10 * math.log10(best[0])
+            ok = value >= max(BROKEN_MARGIN * best_db, VARIATION_MIN_DB) and value > best_db
+            lines.append((f"{table}:" if ok else f"[{table}]") + f" {key} {value:g} dB vs best broken {best_db:.1f} dB "
+                         f"({best[1]}){'' if ok else f': NOT above 2x it and {VARIATION_MIN_DB:g} dB'}")
+    return dict(tables), notes, lines
+
+
 def _round_down(value: float, key: str) -> float:
     """Round a floor down (more lenient) to a readable number of digits."""
-    if key == "min_snr_db":
+    if key in ("min_snr_db", "min_variation_snr_db"):
         return math.floor(value * 10) / 10
     digits = max(2, -math.floor(math.log10(max(1 - value, 1e-12))) + 1)
     return math.floor(value * 10 ** digits) / 10 ** digits
 
 
 def _show(key: str, error: float) -> str:
-    if key == "min_snr_db":
+    if key in ("min_snr_db", "min_variation_snr_db"):
         return f"{-10 * math.log10(error):.1f} dB"
     if key == "max_abs_error":
         return f"{error:.3g}"
@@ -280,10 +364,14 @@ def pins(measurements: list[dict], known: list[dict]) -> dict:
             raise SystemExit(f"known failure {entry['case']} ({test}) has no measurement; run the matrix first")
         pinned: dict = defaultdict(dict)
         suite = "parity" if test == "parity" else "trained"
-        for key in ("min_snr_db", "min_cosine_mean"):
-            metric, error, inverse = METRICS[key]
-            found = [error(r["metrics"][metric]) for r in mine if metric in r.get("metrics", {})
-                     and math.isfinite(r["metrics"][metric])]
+        declared = any("outputs" in r for r in mine)  # a models.model registration: every output, every kind key
+        for key in (KIND_METRICS if declared else ("min_snr_db", "min_cosine_mean")):
+            if declared and key in TAIL_KEYS:
+                continue
+            metric, error, inverse = KIND_METRICS.get(key) or METRICS[key]
+            found = [error(m[metric]) for r in mine for m in (r["outputs"].values() if "outputs" in r
+                                                              else [r.get("metrics", {})])
+                     if metric in m and math.isfinite(m[metric])]
             if found:
                 pinned[suite][key] = _round_down(inverse(PIN_ROOM[suite] * max(found)), key)
         excess = [r["reference_metrics"]["excess_error_db"] for r in mine
@@ -338,10 +426,14 @@ def derive(check: bool) -> int:
     raw_known = KNOWN.read_text()
     known = tomllib.loads(raw_known).get("known_failure", [])
     tables, notes = derive_tables(measurements, known)
+    kind_tables, kind_notes, kind_lines = derive_kinds(measurements, known)
+    tables.update(kind_tables)
+    notes.update(kind_notes)
     pinned = pins(measurements, known)
     flat = {case: (suite, v["min_snr_db"]) for case, suites in pinned.items() for suite, v in suites.items()
             if "min_snr_db" in v and suite in ("parity", "trained")}
-    broken = check_broken(measurements, tables, flat)
+    broken = check_broken(measurements, tables, flat) + (["declared outputs (kinds):"] + [
+        ("  " + line if not line.startswith("[") else line) for line in kind_lines] if kind_lines else [])
     failures = [line for line in broken if line.startswith("[")]
     if failures:
         log("cannot derive: a budget would not tell correct conversions from broken ones:")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import diagnose
 from compare.metrics import broken_snr_db
 from compare.verdict import decide
-from harness.checks import output_verdicts, row_for, settle, simulated
+from harness.checks import declared_verdicts, output_verdicts, row_for, settle, simulated
 from harness.options import DIAGNOSE
 from models import datasets
 
@@ -15,17 +15,23 @@ def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, re
                 pytestconfig):
     case = parity_case
     row = row_for(case, "parity")
-    golden = golden_store(case.subject)
-    inputs = datasets.parity_inputs(case.subject)
     with conversion(row):
+        golden = golden_store(case.subject)
+        inputs = datasets.parity_inputs(case.subject)
         outputs = pipeline.outputs(case, inputs)
         reference, static = simulated(pipeline, case, inputs)
         row.size_bytes = pipeline.artifact(case).stat().st_size
-    verdicts = output_verdicts(case.id, case.precision, golden.logits, outputs, reference, budgets, "parity",
-                               static)
-    row.metrics = verdicts[0].metrics
-    row.broken = broken_snr_db(golden.logits)
-    row.reference_metrics = verdicts[1].metrics if len(verdicts) > 1 else {}
+    if golden.layout is None:  # a classifier of the zoo: logits
+        verdicts = output_verdicts(case.id, case.precision, golden.logits, outputs, reference, budgets, "parity",
+                                   static)
+        row.metrics = verdicts[0].metrics
+        row.broken = broken_snr_db(golden.logits)
+    else:  # a models.model registration: each declared output by its kind
+        verdicts, row.outputs = declared_verdicts(case.id, case.precision, golden.layout, golden.logits, outputs,
+                                                  reference, budgets, static)
+        row.metrics = verdicts[0].metrics  # the first output's, for the report's matrix
+    reference_verdicts = [v for v in verdicts if v.suite == "reference"]
+    row.reference_metrics = reference_verdicts[0].metrics if reference_verdicts else {}
     decision = decide(case.id, verdicts, known_failures.lookup(case.id, "parity"))
     diagnose.attach(row, pipeline, case, inputs, pytestconfig.getoption(DIAGNOSE), decision.outcome,
                     golden.logits, budgets.for_case("parity", case.id, case.precision))

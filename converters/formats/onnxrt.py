@@ -25,10 +25,18 @@ def export(params: dict, out_dir: Path) -> None:
     from models import Subject
 
     deps = params["deps"]
+    subject = Subject.from_params(params["subject"])
     net = load(params["subject"], Path(deps["weights"]) / WEIGHTS_FILE)
-    dummy = torch.zeros(Subject.from_params(params["subject"]).arch().input.shape(1))
-    torch.onnx.export(net, (dummy,), str(out_dir / ONNX_FILE), dynamo=False, opset_version=OPSET,
-                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True)
+    dummy = torch.zeros(subject.input_shape(1))
+    names = [o.name for o in subject.outputs] if subject.user else [OUTPUT_NAME]
+    try:
+        torch.onnx.export(net, (dummy,), str(out_dir / ONNX_FILE), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT_NAME], output_names=names, do_constant_folding=True)
+    except Exception as exc:
+        raise RuntimeError(f"model {subject.model!r} cannot be exported to ONNX (torch.onnx.export, TorchScript "
+                           f"exporter, opset {OPSET}): {type(exc).__name__}: {exc}\nThe forward must be traceable "
+                           "with a fixed input shape: no data-dependent Python control flow or output shapes, no "
+                           "ops without an ONNX symbolic at this opset") from exc
     onnx.checker.check_model(str(out_dir / ONNX_FILE))
 
 
@@ -204,10 +212,10 @@ class OrtRunner:
         self._feed = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
 
     def invoke(self) -> None:
-        self._y = self.session.run(None, self._feed)[0]
+        self._y = self.session.run(None, self._feed)
 
-    def get_output(self) -> np.ndarray:
-        return self._y
+    def get_output(self):
+        return self._y[0] if len(self._y) == 1 else self._y
 
 
 EXPORT = Step("onnx", export, needs=("weights",), tools=TOOLS, options={"opset": OPSET})

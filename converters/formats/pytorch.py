@@ -35,8 +35,8 @@ class TorchRunner:
         with torch.inference_mode(), kernels:
             self._y = self.net(self._x)
 
-    def get_output(self) -> np.ndarray:
-        return self._y.numpy()
+    def get_output(self):
+        return [t.numpy() for t in self._y] if isinstance(self._y, tuple) else self._y.numpy()
 
 
 def _weights_env() -> dict:

@@ -13,7 +13,7 @@ GATE = "--benchmark-compare-fail=min:100%"  # the README's documented default fo
 
 def test_gate_trips_on_slowdown_and_not_on_rerun(pytester_run, tmp_path):
     storage = f"--benchmark-storage=file://{tmp_path / 'benchmarks'}"
-    select = ["-n", "0", "-m", "latency", "-k", CASE, storage, "--benchmark-max-time=3"]
+    select = ["-n", "0", "-m", "latency", "-k", f"test_latency[{CASE}]", storage, "--benchmark-max-time=3"]
 
     saved = pytester_run(*select, "--benchmark-save=baseline")
     assert "Saved benchmark data" in saved, saved[-2000:]

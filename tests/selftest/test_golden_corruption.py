@@ -12,7 +12,8 @@ from compare import golden
 
 pytestmark = pytest.mark.selftest
 ROOT = Path(__file__).resolve().parents[2]
-SELECT = ("mobilenet_v2-onnx-fp32 or mobilenet_v3_small-onnx-fp32 or test_golden_drift[mobilenet_v2] "
+SELECT = ("test_parity[mobilenet_v2-onnx-fp32] or test_parity[mobilenet_v3_small-onnx-fp32] "
+          "or test_golden_drift[mobilenet_v2] "
           "or test_golden_drift[mobilenet_v3_small]")
 
 

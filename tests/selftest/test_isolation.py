@@ -49,7 +49,8 @@ def test_a_crash_is_reported_once_per_run_not_retried_per_case(pytester_run, tmp
 def test_a_model_that_fails_to_export_fails_only_its_cases(pytester_run, tmp_path):
     """mobilenet_v3_small's ONNX export fails: its ONNX and TFLite cases fail naming the export step, and
     another model's case in the same run passes."""
-    cases = "mobilenet_v3_small-onnx-fp32 or mobilenet_v3_small-tflite-fp32 or mobilenet_v2-onnx-fp32"
+    cases = ("test_parity[mobilenet_v3_small-onnx-fp32] or test_parity[mobilenet_v3_small-tflite-fp32] "
+             "or test_parity[mobilenet_v2-onnx-fp32]")
     out = pytester_run("-m", "parity", "-k", cases, "--artifact-cache", str(tmp_path / "cache"),
                        env={FAULT_ENV: "onnx/mobilenet_v3_small:crash"}, ok=(1,))
     assert "2 failed, 1 passed" in out, out[-3000:]
