@@ -140,11 +140,13 @@ class Budgets:
         if kind == "classification":
             return self.for_case("parity", case_id, precision)
         table = self.kinds.get(kind, {}).get(precision)
-        if table is None:
-            raise BudgetError(f"{self.path}: no [kinds.{kind}.{precision}] table for case {case_id}: measure "
-                              f"models with {kind} outputs and derive it (python -m scripts.derive_budgets), or "
-                              f"declare it in [overrides.parity.\"{case_id}\"] with a reason")
-        return self._with_overrides("parity", case_id, dict(table), f"kinds.{kind}.{precision}")
+        budget = self._with_overrides("parity", case_id, dict(table or {}), f"kinds.{kind}.{precision}")
+        if not budget.limits:
+            raise BudgetError(f"{self.path}: no [kinds.{kind}.{precision}] table for case {case_id}: add your "
+                              f"models' measurements and derive it (python -m scripts.derive_budgets collect, "
+                              f"derive), or give this case its limits in [overrides.parity.\"{case_id}\"] with a "
+                              "reason")
+        return budget
 
     def for_case(self, suite: str, case_id: str, precision: str) -> Budget:
         if not self.has(suite, precision):
