@@ -8,8 +8,9 @@
 
 Put that in a file of yours and run `pytest --models-from=that_file.py`: the model joins the matrix
 (every format and precision), with golden outputs made by `pytest --models-from=that_file.py
---update-golden -k my_segmenter`. The zoo registers through the same registry (`models.register` is this
-API's front end for the table grammar).
+--update-golden -k my_segmenter`. The zoo's tables fill the same registry through the same `add`
+(`models.register` is the front end for the table grammar, whose Architecture also gives the digits
+variants). One input per model: several inputs are not supported yet.
 
 An output's kind picks its metrics and budgets ([kinds.<kind>.<precision>] in budgets.toml;
 `classification` uses the zoo's [parity.<precision>]):
