@@ -90,21 +90,20 @@ class Budgets:
                               + ", ".join(f"[{t}]" for t in SINGLE_TABLES))
         for table in SINGLE_TABLES:
             check_limits(path, table, data.get(table, {}))
-        suites = {suite: data.get(suite, {}) for suite in SUITES}
-        for suite, by_precision in suites.items():
+        def check_precisions(prefix: str, by_precision: dict) -> None:
             for precision, table in by_precision.items():
                 if precision not in PRECISIONS:
-                    raise BudgetError(f"{path}: [{suite}.{precision}] is not a precision; known: {', '.join(PRECISIONS)}")
-                check_limits(path, f"{suite}.{precision}", table)
+                    raise BudgetError(f"{path}: [{prefix}.{precision}] is not a precision; known: {', '.join(PRECISIONS)}")
+                check_limits(path, f"{prefix}.{precision}", table)
+
+        suites = {suite: data.get(suite, {}) for suite in SUITES}
+        for suite, by_precision in suites.items():
+            check_precisions(suite, by_precision)
         kinds = data.get("kinds", {})
         for kind, by_precision in kinds.items():
             if kind not in KINDS:
                 raise BudgetError(f"{path}: [kinds.{kind}] is not an output kind; known: {', '.join(KINDS)}")
-            for precision, table in by_precision.items():
-                if precision not in PRECISIONS:
-                    raise BudgetError(f"{path}: [kinds.{kind}.{precision}] is not a precision; known: "
-                                      f"{', '.join(PRECISIONS)}")
-                check_limits(path, f"kinds.{kind}.{precision}", table)
+            check_precisions(f"kinds.{kind}", by_precision)
         overrides = data.get("overrides", {})
         for suite, patterns in overrides.items():
             if suite not in SUITES:
