@@ -57,6 +57,9 @@ def test_an_override_changes_only_its_own_key(default, override):
     ({"parity": PARITY, "overrides": {"parity": {"a-onnx-fp32": {"min_cosine_mean": 0.5}}}}, "without a `reason`"),
     ({"overrides": {"parityy": {}}}, "[overrides.parityy] is not a suite"),
     ({"parity": {"fp32": {"min_cosine_mean": "high"}}}, "must be a number"),
+    ({"kinds": {"mask": {"fp32": {}}}}, "[kinds.mask] is not an output kind"),
+    ({"kinds": {"dense": {"int9": {}}}}, "[kinds.dense.int9] is not a precision"),
+    ({"kinds": {"dense": {"int8": {"min_mIoU": 0.5}}}}, "unknown key 'min_mIoU'"),
 ])
 def test_malformed_budgets_name_the_problem(data, words):
     with pytest.raises(BudgetError) as info:
@@ -128,3 +131,13 @@ def test_a_known_failure_is_pinned_to_its_range(snr, outcome, words):
 def test_without_an_entry_a_failure_fails_and_a_pass_passes():
     assert decide("m", [judge("m", "parity", {"snr_db": 14.0}, BUDGET)]).outcome is Outcome.FAILED
     assert decide("m", [judge("m", "parity", {"snr_db": 24.0}, BUDGET)]).outcome is Outcome.PASSED
+
+
+def test_an_output_is_judged_by_its_kinds_table_or_the_cases_own_override():
+    b = Budgets.from_dict({"parity": PARITY, "kinds": {"dense": {"int8": {"min_miou": 0.6}}},
+                           "overrides": {"parity": {"seg-onnx-fp16": {"min_miou": 0.9, "reason": "r"}}}})
+    assert b.for_output("classification", "seg-onnx-int8", "int8").limits == PARITY["int8"]
+    assert b.for_output("dense", "seg-onnx-int8", "int8").limits == {"min_miou": 0.6}
+    assert b.for_output("dense", "seg-onnx-fp16", "fp16").limits == {"min_miou": 0.9}  # no table: the override
+    with pytest.raises(BudgetError, match=r"no \[kinds.boxes.int8\] table for case det-onnx-int8"):
+        b.for_output("boxes", "det-onnx-int8", "int8")

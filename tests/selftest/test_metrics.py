@@ -82,3 +82,42 @@ def test_bit_exact_outputs_have_infinite_snr_that_passes_any_floor():
     assert m["snr_db"] == np.inf and m["max_abs_error"] == 0.0 and m["cosine_worst"] == pytest.approx(1.0)
     budget = Budget({"min_snr_db": 80.0, "max_abs_error": 1e-3}, {"min_snr_db": "t", "max_abs_error": "t"})
     assert judge("m-onnx-fp32", "parity", m, budget).passed
+
+
+# --- declared outputs (compare.outputs) ------------------------------------------------------------------
+
+def test_packed_outputs_unpack_into_their_declared_shapes():
+    from converters import pack
+    from compare.outputs import OutputShapeError, Slot, unpack
+
+    rng = np.random.default_rng(0)
+    boxes, scores = rng.normal(size=(3, 5, 4)), rng.normal(size=(3, 5, 2))
+    layout = [Slot("boxes", "boxes", (5, 4), "scores"), Slot("scores", "scores", (5, 2))]
+    out = unpack(pack([boxes, scores]), layout)
+    np.testing.assert_allclose(out["boxes"], boxes, rtol=1e-6)
+    np.testing.assert_allclose(out["scores"], scores, rtol=1e-6)
+    with pytest.raises(OutputShapeError, match="29 values per sample"):
+        unpack(pack([boxes, scores])[:, :29], layout)
+
+
+def test_kind_metrics_on_identical_shuffled_and_input_independent_outputs():
+    from compare.metrics import broken_outputs, variation_snr_db
+    from compare.outputs import box_iou, detection_agreement, pixel_metrics
+
+    rng = np.random.default_rng(1)
+    dense = rng.normal(size=(4, 5, 6, 6))
+    assert pixel_metrics(dense, dense) == {"pixel_agreement": 1.0, "miou": 1.0}
+    transposed = pixel_metrics(dense, dense.transpose(0, 1, 3, 2))  # a layout bug
+    assert transposed["pixel_agreement"] < 0.5 and transposed["miou"] < 0.5
+    scores = rng.dirichlet(np.full(4, 0.3), size=(4, 20))
+    assert detection_agreement(scores, scores) == 1.0
+    assert detection_agreement(np.full_like(scores, 0.25), np.full_like(scores, 0.25)) == 1.0  # nothing detected
+    assert detection_agreement(scores, np.roll(scores, 1, axis=1)) < 0.5
+    boxes = np.concatenate([rng.uniform(0, 0.5, (4, 20, 2)), rng.uniform(0.6, 1, (4, 20, 2))], -1)
+    assert box_iou(boxes, boxes, scores) == pytest.approx(1.0)
+    assert box_iou(boxes, boxes + 1.0, scores) == 0.0
+    assert np.isnan(box_iou(boxes, np.full_like(boxes, np.nan), scores))
+    broken = broken_outputs(boxes)
+    assert variation_snr_db(boxes, broken["input_independent"]) == pytest.approx(0.0, abs=1e-9)
+    assert variation_snr_db(boxes, broken["stale"]) < -2.0
+    assert variation_snr_db(boxes, boxes) == float("inf")
