@@ -23,6 +23,16 @@ def _subject(subject_id: str):
     return found[subject_id]
 
 
+def _ini_models() -> list[str]:
+    """The project's `convsuite_models` ini entries (pyproject.toml), relative to the project."""
+    import tomllib
+
+    from harness.options import ROOT
+
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    return [str(ROOT / p) for p in ini.get("convsuite_models", [])]
+
+
 def _expected(pipeline, case):
     """The outputs the case is judged against and its budget: golden outputs with the parity budget, or for
     a digits model PyTorch's outputs with the trained budget (as the matrix judges them)."""
@@ -36,7 +46,12 @@ def _expected(pipeline, case):
     budgets = Budgets.load(ROOT / "budgets.toml")
     if case.subject.data == "digits":
         return pipeline.reference_outputs(case.subject, x), budgets.for_case("trained", case.id, case.precision)
-    stored = golden.load(ROOT / "golden", case.subject.id, case.subject.identity(), array_digest(x))
+    declared = None
+    if case.subject.user:
+        from models.user import output_layout
+
+        declared = output_layout(case.subject)
+    stored = golden.load(ROOT / "golden", case.subject.id, case.subject.identity(), array_digest(x), declared)
     return stored.logits, budgets.for_case("parity", case.id, case.precision)
 
 
@@ -60,7 +75,17 @@ def main(argv=None) -> int:
                         help="reduce each quantized case (onnxruntime int8/dynamic_int8, TFLite) to the smallest "
                              "sub-network that still shows its error and write a repro directory under DIR/<case>/")
     parser.add_argument("--json", type=Path, help="write the diagnoses to this file")
+    parser.add_argument("--models-from", action="append", default=[], metavar="FILE",
+                        help="load models.model registrations first (as pytest --models-from; the project's "
+                             "convsuite_models ini entries, the examples, are loaded too)")
     args = parser.parse_args(argv)
+    from models.registry import RegistryError, load_file
+
+    try:
+        for spec in _ini_models() + args.models_from:
+            load_file(spec)
+    except RegistryError as exc:
+        parser.error(str(exc))
     pipeline = Pipeline(ArtifactCache(args.cache))
     found = {}
     for text in args.cases:

@@ -83,6 +83,12 @@ class Subject:
 
         return hashlib.sha256(Path(self.user.origin).read_bytes()).hexdigest()[:16]
 
+    def macs(self) -> int:
+        """Convolution and linear multiply-accumulates for one input (models.builder.count_macs)."""
+        from models.builder import count_macs
+
+        return count_macs(self.network(), self.input_shape(1) if self.user else self.arch().input)
+
     def network(self):
         """The network without the subject's weights applied (a table built, or the user's factory called;
         a factory's own weights are part of what it returns)."""

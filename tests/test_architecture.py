@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.checks import row_for
-from models import build, count_macs, count_params
+from models import count_params
 
 
 @pytest.mark.architecture
@@ -14,9 +14,7 @@ def test_architecture(natural_subject, record_result):
     entry = natural_subject.entry
     if entry.published is None:
         pytest.skip(f"{natural_subject.id}: no published figures registered (models.model(..., published=...))")
-    net = natural_subject.network() if entry.user else build(entry.arch)
-    shape = natural_subject.input_shape(1) if entry.user else entry.arch.input
-    params, macs_m = count_params(net), round(count_macs(net, shape) / 1e6, 1)
+    params, macs_m = count_params(natural_subject.network()), round(natural_subject.macs() / 1e6, 1)
     line = (f"{natural_subject.id}: params {params:,} (published {entry.published.params:,}), "
             f"MACs {macs_m} M (reference {entry.published.macs_m} M) - {entry.published.source}"
             + (f"; note: {entry.published.note}" if entry.published.note else ""))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from converters import latency
 from harness.checks import row_for
-from models import build, count_macs, datasets
+from models import datasets
 
 
 def test_latency(latency_case, pipeline, benchmark, latency_settings, record_result, conversion):
@@ -20,11 +20,10 @@ def test_latency(latency_case, pipeline, benchmark, latency_settings, record_res
     peak_before = latency.peak_matmul_gflops(threads)
     benchmark.pedantic(invoke, rounds=rounds, iterations=1, warmup_rounds=0)
 
-    arch = case.subject.arch()
     stats = benchmark.stats.stats
     # the report turns macs and the pass's best peak into the compute-bound floor
     row.latency_ms, row.latency_q1_ms, row.latency_q3_ms = stats.median * 1e3, stats.q1 * 1e3, stats.q3 * 1e3
-    row.latency_min_ms, row.rounds, row.macs = stats.min * 1e3, stats.rounds, count_macs(build(arch), arch.input)
+    row.latency_min_ms, row.rounds, row.macs = stats.min * 1e3, stats.rounds, case.subject.macs()
     # the in-run reference: the machine's matmul speed right before and after the case (the faster of the
     # two), so a gate can compare cases between runs in units of this machine's speed at the time
     row.peak_gflops = max(peak_before, latency.peak_matmul_gflops(threads))
