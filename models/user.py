@@ -139,16 +139,12 @@ def recipe(inp: Input, stream: str, count: int) -> dict:
         from models.images import PHOTOS
 
         out.update(photos=list(PHOTOS), seed=STREAM_SEEDS[stream])
-    else:
-        path = inp.path()
-        import hashlib
+    else:  # the folder's digest (models.folder, as the accuracy folders are keyed), or the .npy file's bytes
+        from models.folder import digest
+        from models.weights import file_sha256
 
-        files = [path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())
-        h = hashlib.sha256()
-        for f in files:
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-        out["digest"] = h.hexdigest()[:16]
+        path = inp.path()
+        out["digest"] = file_sha256(str(path))[:16] if path.is_file() else digest(str(path))
     return out
 
 
