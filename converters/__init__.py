@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def pack(outputs) -> np.ndarray:
-    """One array, or a sequence of arrays sharing their batch dimension N, as (N, total) float32: each
-    output flattened per sample, concatenated in order."""
-    if isinstance(outputs, np.ndarray):
-        outputs = [outputs]
-    n = len(outputs[0])
-    return np.concatenate([np.asarray(o, np.float32).reshape(n, -1) for o in outputs], axis=1)
+from models.packing import pack, split  # noqa: F401  (the packing every runner and check shares)
 
 
 def predict(runner, inputs: np.ndarray) -> np.ndarray:
-    """Run `inputs` (N, ...) through `runner` one sample at a time (batch 1, as deployed); packed rows."""
+    """Run `inputs` (N, ...) through `runner` one sample at a time (batch 1, as deployed); packed rows. A
+    model with several inputs gets them packed per sample too (models.user.pack_inputs): every runner splits
+    them by its own graph's input names and shapes."""
     outputs = []
     for i in range(len(inputs)):
         runner.set_input(inputs[i:i + 1])

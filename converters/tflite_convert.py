@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE
+from converters import split
+from converters.onnx_names import CALIBRATION_FILE, ONNX_FILE, graph_inputs
 
 SAVED_MODEL_DIR = "saved_model"
 # precision -> the file onnx2tf writes for it ("model" is the ONNX file's stem)
@@ -36,16 +37,22 @@ def build(params: dict, out_dir: Path) -> None:
     source = out_dir / ONNX_FILE
     onnx.save(onnxslim.slim(onnx.load(str(Path(deps["onnx"]) / ONNX_FILE))), str(source))
 
+    # One calibration file per graph input, NHWC for 4-D inputs (onnx2tf's layout), under the input's name.
+    inputs = graph_inputs(source)
     calib = np.load(Path(deps["calibration"]) / CALIBRATION_FILE)
-    calib_nhwc = (calib.transpose(0, 2, 3, 1) if calib.ndim == 4 else calib).astype(np.float32)
-    calib_path = out_dir / "calibration_nhwc.npy"
-    np.save(calib_path, calib_nhwc)
+    arrays = [calib] if len(inputs) == 1 else split(calib, [shape for _, shape in inputs])
+    custom, written = [], []
+    for (name, _), array in zip(inputs, arrays):
+        nhwc = (array.transpose(0, 2, 3, 1) if array.ndim == 4 else array).astype(np.float32)
+        path = out_dir / f"calibration_{name}_nhwc.npy"
+        np.save(path, nhwc)
+        written.append(path)
+        # The calibration arrays are normalized already, so mean 0 / std 1 makes onnx2tf use them as they are.
+        channels = (1,) * (nhwc.ndim - 1) + nhwc.shape[-1:]  # one mean / std per channel (a 1-channel input)
+        custom.append([name, str(path), np.zeros(channels, np.float32), np.ones(channels, np.float32)])
     # Our own (already normalized) crops under the sample file's name: onnx2tf then never touches the
     # network, and its internal dummy inference sees the same data as the calibration.
-    shutil.copyfile(calib_path, out_dir / ONNX2TF_SAMPLE_FILE)
-    # The calibration array is normalized already, so mean 0 / std 1 makes onnx2tf use it as is.
-    channels = (1,) * (calib_nhwc.ndim - 1) + calib_nhwc.shape[-1:]  # one mean / std per channel (a user's 1-channel input)
-    zero, one = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+    shutil.copyfile(written[0], out_dir / ONNX2TF_SAMPLE_FILE)
     saved_model = out_dir / SAVED_MODEL_DIR
     onnx2tf.convert(
         input_onnx_file_path=str(source),
@@ -55,11 +62,11 @@ def build(params: dict, out_dir: Path) -> None:
         output_integer_quantized_tflite=True,
         output_dynamic_range_quantized_tflite=True,
         quant_type="per-channel",
-        custom_input_op_name_np_data_path=[[INPUT_NAME, str(calib_path), zero, one]],
+        custom_input_op_name_np_data_path=custom,
         non_verbose=False,
         verbosity="info",
     )
-    for f in (calib_path, out_dir / ONNX2TF_SAMPLE_FILE, source):
+    for f in (*written, out_dir / ONNX2TF_SAMPLE_FILE, source):
         f.unlink()
     missing = [name for name in PRECISION_FILES.values() if not (saved_model / name).is_file()]
     if missing:

@@ -21,7 +21,8 @@ class TFLiteRunner:
                                        experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.threads = threads
-        self._in = self.interpreter.get_input_details()[0]
+        self._ins, self._shapes = ordered_inputs(self.interpreter, subject_params)
+        self._in = self._ins[0]
         self._outs = ordered_outputs(self.interpreter)
         self._out = self._outs[0]
 
@@ -30,9 +31,13 @@ class TFLiteRunner:
         return np.dtype(self._in["dtype"]).name, np.dtype(self._out["dtype"]).name
 
     def set_input(self, x: np.ndarray) -> None:
-        if x.ndim == 4:
-            x = x.transpose(0, 2, 3, 1)
-        self.interpreter.set_tensor(self._in["index"], quantize(np.ascontiguousarray(x, dtype=np.float32), self._in))
+        from converters import split
+
+        xs = [x] if len(self._ins) == 1 else split(np.asarray(x, np.float32), self._shapes)
+        for detail, x in zip(self._ins, xs):
+            if x.ndim == 4:
+                x = x.transpose(0, 2, 3, 1)
+            self.interpreter.set_tensor(detail["index"], quantize(np.ascontiguousarray(x, dtype=np.float32), detail))
 
     def invoke(self) -> None:
         self.interpreter.invoke()
@@ -41,6 +46,34 @@ class TFLiteRunner:
         outs = [dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self._outs]
         outs = [y.transpose(0, 3, 1, 2) if y.ndim == 4 else y for y in outs]
         return outs[0] if len(outs) == 1 else outs
+
+
+def ordered_inputs(interpreter, subject_params: dict | None) -> tuple[list[dict], list[tuple[int, ...]] | None]:
+    """The input details in the model's declared order, with the declared per-sample (NCHW) shapes, matched
+    by name: the signature's input names are the ONNX graph's (onnx2tf), the tensors' are
+    serving_default_<name>:0. Never by position: the interpreter may list two same-shaped inputs either way,
+    and a swap would go unnoticed by shape checks."""
+    details = interpreter.get_input_details()
+    if len(details) == 1:
+        return details, None
+    from models import Subject
+
+    user = Subject.from_params(subject_params).user if subject_params else None
+    if user is None or len(user.inputs) != len(details):
+        raise RuntimeError(f"a TFLite model with {len(details)} inputs needs its subject's declared inputs to feed "
+                           "them by name")
+    by_index = {d["index"]: d for d in details}
+    signature = next(iter(getattr(interpreter, "_get_full_signature_list", lambda: {})().values()), {})
+    named = {n: by_index[i] for n, i in signature.get("inputs", {}).items() if i in by_index}
+    ordered = []
+    for inp in user.inputs:
+        names = (inp.name, f"{inp.name}:0", f"serving_default_{inp.name}:0")
+        found = named.get(inp.name) or next((d for d in details if d["name"] in names), None)
+        if found is None:
+            raise RuntimeError(f"input {inp.name!r} is not among the TFLite model's inputs "
+                               f"{[d['name'] for d in details]}")
+        ordered.append(found)
+    return ordered, [i.shape for i in user.inputs]
 
 
 def ordered_outputs(interpreter) -> list[dict]:

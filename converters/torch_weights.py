@@ -30,16 +30,20 @@ def load(subject_params: dict, weights_file: Path):
     return net.eval()
 
 
-def reference_outputs(net, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
+def reference_outputs(net, inputs: np.ndarray, batch: int = 64, shapes=None) -> np.ndarray:
     """Eager PyTorch outputs for a whole input set, in batches (how golden and reference outputs are made):
-    logits as (N, classes), several outputs packed per sample (converters.pack)."""
+    logits as (N, classes), several outputs packed per sample (converters.pack). `shapes`: the per-sample
+    shapes of several inputs packed per sample (models.user.pack_inputs), None for one input."""
     import torch
 
-    from converters import pack
+    from converters import pack, split
+
+    def run(chunk):
+        xs = split(chunk, shapes) if shapes else [np.ascontiguousarray(chunk)]
+        return pack(_numpy(net(*(torch.from_numpy(x) for x in xs))))
 
     with torch.inference_mode():
-        return np.concatenate([pack(_numpy(net(torch.from_numpy(np.ascontiguousarray(chunk)))))
-                               for chunk in np.array_split(inputs, max(1, -(-len(inputs) // batch)))])
+        return np.concatenate([run(chunk) for chunk in np.array_split(inputs, max(1, -(-len(inputs) // batch)))])
 
 
 def _numpy(y):

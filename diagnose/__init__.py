@@ -41,6 +41,10 @@ def for_case(pipeline, case, inputs: np.ndarray) -> dict:
     if case.format not in FORMATS:
         return {"unsupported": f"layer localization covers {', '.join(FORMATS)} artifacts; {case.format} is "
                                f"not localized yet"}
+    user = case.subject.user
+    if user and len(user.inputs) > 1:
+        return {"unsupported": f"layer localization feeds one input; {case.subject.model} has "
+                               f"{len(user.inputs)} ({', '.join(i.name for i in user.inputs)})"}
     from converters import codehash, latency
     from converters.cache import make_key
     from converters.onnx_names import ONNX_FILE

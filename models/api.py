@@ -10,7 +10,16 @@ Put that in a file of yours and run `pytest --models-from=that_file.py`: the mod
 (every format and precision), with golden outputs made by `pytest --models-from=that_file.py
 --update-golden -k my_segmenter`. The zoo's tables fill the same registry through the same `add`
 (`models.register` is the front end for the table grammar, whose Architecture also gives the digits
-variants). One input per model: several inputs are not supported yet.
+variants).
+
+A model with several inputs declares them in forward's order, each with its own name, shape and source:
+
+    @model("change_detector", inputs=[Input((3, 128, 128), name="before"), Input((3, 128, 128), name="after")])
+    def change_detector():
+        return ChangeNet()            # forward(before, after)
+
+Every runtime feeds each input by its name (ONNX input names, TFLite signature inputs), so a converter that
+swaps two same-shaped inputs fails parity instead of passing unnoticed.
 
 An output's kind picks its metrics and budgets ([kinds.<kind>.<precision>] in budgets.toml;
 `classification` uses the zoo's [parity.<precision>]):
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -52,12 +62,15 @@ class Input:
                           normalized the same way
             "npy:FILE"    an array (samples, *shape) already preprocessed, used as is
     Of the samples of a folder or an .npy file, every 4th (0, 4, 8, ...) is calibration data for integer
-    quantization, the rest parity inputs (at most 32)."""
+    quantization, the rest parity inputs (at most 32).
+    name: the input's name in the exported graphs (a model with several inputs needs distinct names; the
+          k-th "photos" input of a model gets its own crops, so same-shaped inputs never see equal data)."""
 
     shape: tuple[int, ...]
     source: str = "photos"
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    name: str = "input"
 
     @property
     def is_image(self) -> bool:
@@ -74,7 +87,7 @@ class Input:
     def as_json(self) -> dict:
         return {"shape": list(self.shape), "source": self.source if ":" not in self.source
                 else f"{self.source.split(':', 1)[0]}:{self.path()}", "mean": list(self.mean),
-                "std": list(self.std)}
+                "std": list(self.std), **({"name": self.name} if self.name != "input" else {})}
 
 
 @dataclass(frozen=True)
@@ -95,20 +108,24 @@ class UserModel:
     """What a registration holds besides the registry's common fields: the factory and its I/O."""
 
     factory: Callable
-    input: Input
+    inputs: tuple[Input, ...]  # in forward's argument order
     outputs: tuple[Output, ...]
     checkpoint: str = ""  # a state_dict file (.pth weights-only, or .safetensors) loaded over the factory's
     origin: str = ""  # the file the registration came from (conversion children load it too)
     labels: str = ""  # a labelled image folder (one sub-folder per class) for the accuracy cases
     extra: dict = field(default_factory=dict)
 
+    @property
+    def input(self) -> Input:
+        """The first (for most models the only) input."""
+        return self.inputs[0]
 
-def _check_spec(name: str, inp: Input, outputs: Sequence[Output]) -> None:
-    def fail(what: str):
-        raise ModelSpecError(f"model {name!r}: {what}")
 
+def _check_input(fail, inp) -> None:
     if not isinstance(inp, Input):
         fail(f"input must be models.Input(shape, ...), got {inp!r}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", inp.name):
+        fail(f"Input.name {inp.name!r} must be an identifier (letters, digits, _): it names a graph input")
     if not inp.shape or not all(isinstance(d, int) and d > 0 for d in inp.shape):
         fail(f"Input.shape must be positive ints without the batch dimension, e.g. (3, 224, 224); got {inp.shape!r}")
     if not inp.source.startswith(INPUT_SOURCES) or inp.source.endswith(":"):
@@ -121,8 +138,24 @@ def _check_spec(name: str, inp: Input, outputs: Sequence[Output]) -> None:
     path = inp.path()
     if path is not None and not path.exists():
         fail(f"Input.source {inp.source!r}: {path} does not exist")
+
+
+def _check_spec(name: str, inputs: Sequence[Input], outputs: Sequence[Output]) -> None:
+    def fail(what: str):
+        raise ModelSpecError(f"model {name!r}: {what}")
+
+    if not inputs:
+        fail("declare its input: input=models.Input(shape, ...) or inputs=[models.Input(shape, name=...), ...]")
+    for inp in inputs:
+        _check_input(fail, inp)
+    in_names = [i.name for i in inputs]
+    if len(set(in_names)) != len(in_names):
+        fail(f"input names must be distinct (Input(..., name=...)), got {in_names}")
     if not outputs:
         fail("declare at least one Output(name, kind)")
+    both = set(in_names) & {o.name for o in outputs if isinstance(o, Output)}
+    if both:
+        fail(f"{sorted(both)} names both an input and an output; a graph tensor has one name: rename one")
     names = [o.name for o in outputs]
     if len(set(names)) != len(names):
         fail(f"output names must be unique, got {names}")
@@ -136,7 +169,7 @@ def _check_spec(name: str, inp: Input, outputs: Sequence[Output]) -> None:
                  f"scores='...')), one of {names}")
 
 
-def model(name: str | None = None, *, input: Input, outputs: Sequence[Output] = (Output("logits", "classification"),),
+def model(name: str | None = None, *, input: Input | None = None, inputs: Sequence[Input] = (), outputs: Sequence[Output] = (Output("logits", "classification"),),
           weights: str | None = None, published=None, labels: str | None = None, marks: Sequence[str] = (),
           held_out: str = ""):
     """Register the nn.Module that the decorated factory returns under `name` (default: the function's name).
@@ -146,7 +179,8 @@ def model(name: str | None = None, *, input: Input, outputs: Sequence[Output] = 
                (.pth, loaded weights-only, or .safetensors) loaded over it, strictly.
     published: models.Published(params, macs_m, source): the architecture test runs only where given.
     labels:    a labelled image folder (one sub-folder per class) for accuracy cases; classification only.
-    marks:     pytest markers for every case of the model (e.g. "slow")."""
+    marks:     pytest markers for every case of the model (e.g. "slow").
+    input / inputs: one Input, or several (distinct names) in the order forward takes them."""
     from models.registry import Published, add
 
     if published is not None and not isinstance(published, Published):
@@ -155,8 +189,13 @@ def model(name: str | None = None, *, input: Input, outputs: Sequence[Output] = 
     def decorate(factory: Callable):
         key = name or factory.__name__
         outs = tuple(outputs)
-        _check_spec(key, input, outs)
+        if (input is None) == (not inputs):
+            raise ModelSpecError(f"model {key!r}: give input=models.Input(...) or inputs=[...], exactly one of them")
+        ins = (input,) if input is not None else tuple(inputs)
+        _check_spec(key, ins, outs)
         if labels is not None:
+            if len(ins) != 1:
+                raise ModelSpecError(f"model {key!r}: labels score a model with one image input")
             if [o.kind for o in outs] != ["classification"]:
                 raise ModelSpecError(f"model {key!r}: labels score a single classification output")
             if not Path(labels).expanduser().is_dir():
@@ -164,7 +203,7 @@ def model(name: str | None = None, *, input: Input, outputs: Sequence[Output] = 
         if weights is not None and not Path(weights).expanduser().is_file():
             raise ModelSpecError(f"model {key!r}: weights file {weights} does not exist")
         origin = inspect.getsourcefile(factory) or ""
-        user = UserModel(factory, input, outs, str(Path(weights).expanduser().resolve()) if weights else "",
+        user = UserModel(factory, ins, outs, str(Path(weights).expanduser().resolve()) if weights else "",
                          str(Path(origin).resolve()) if origin else "",
                          str(Path(labels).expanduser().resolve()) if labels else "")
         add(key, user=user, published=published, marks=tuple(marks), held_out=held_out)

@@ -142,8 +142,8 @@ def count_params(net: nn.Module) -> int:
 
 def count_macs(net: nn.Module, spec) -> int:
     """Multiply-accumulates of every conv and linear layer for one input (BN, activations, pooling,
-    SE multiplies and residual adds excluded, as in the published counts). `spec`: an InputSpec or a
-    batch-1 input shape."""
+    SE multiplies and residual adds excluded, as in the published counts). `spec`: an InputSpec, a
+    batch-1 input shape, or a list of them (a network with several inputs)."""
     import torch
 
     total = 0
@@ -160,7 +160,12 @@ def count_macs(net: nn.Module, spec) -> int:
     hooks += [m.register_forward_hook(linear_hook) for m in net.modules() if isinstance(m, nn.Linear)]
     try:
         with torch.no_grad():
-            net.eval()(torch.zeros(spec.shape(1) if isinstance(spec, InputSpec) else tuple(spec)))
+            if isinstance(spec, InputSpec):
+                net.eval()(torch.zeros(spec.shape(1)))
+            elif isinstance(spec, list):
+                net.eval()(*(torch.zeros(tuple(s)) for s in spec))
+            else:
+                net.eval()(torch.zeros(tuple(spec)))
     finally:
         for h in hooks:
             h.remove()

@@ -17,11 +17,12 @@ CALIBRATION_MODES = ("natural", "wrong_scale", "wrong_data")
 
 
 def parity_inputs(subject) -> np.ndarray:
-    """The fixed inputs golden outputs are stored for (NCHW float32; a user model's own input shape)."""
+    """The fixed inputs golden outputs are stored for (NCHW float32; a user model's own input shape, several
+    inputs packed per sample: models.user.pack_inputs)."""
     if subject.user:
         from models import user
 
-        return user.inputs(subject.model, subject.user.input, "parity", PARITY_COUNT)
+        return user.inputs(subject.model, subject.user.inputs, "parity", PARITY_COUNT)
     if subject.data == "digits":
         from models import digits
 
@@ -33,7 +34,7 @@ def parity_recipe(subject) -> dict:
     if subject.user:
         from models import user
 
-        return user.recipe(subject.user.input, "parity", PARITY_COUNT)
+        return user.recipe(subject.user.inputs, "parity", PARITY_COUNT)
     return images.recipe("parity", PARITY_COUNT, subject.arch().input)
 
 
@@ -64,7 +65,7 @@ def calibration_set(subject, count: int, mode: str = "natural") -> np.ndarray:
     if subject.user and subject.data == "natural":
         from models import user
 
-        x = user.inputs(subject.model, subject.user.input, "calibration", count)
+        x = user.inputs(subject.model, subject.user.inputs, "calibration", count)
     elif subject.data == "natural":
         spec = subject.arch().input
         x = images.image_set("calibration", count, spec)
@@ -84,7 +85,7 @@ def calibration_recipe(subject, count: int, mode: str = "natural") -> dict:
     if subject.user and subject.data == "natural":
         from models import user
 
-        return {**user.recipe(subject.user.input, "calibration", count), "mode": mode}
+        return {**user.recipe(subject.user.inputs, "calibration", count), "mode": mode}
     if subject.user:  # a models.model registration scored on its labelled folder
         from models import folder
 

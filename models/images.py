@@ -52,10 +52,10 @@ def _crop(rng: np.random.Generator, img: np.ndarray, size: int, width: int | Non
     return out[:, ::-1] if rng.random() < 0.5 else out
 
 
-def natural_crops(count: int, size: int, stream: str, width: int | None = None) -> np.ndarray:
+def natural_crops(count: int, size: int, stream: str, width: int | None = None, variant: int = 0) -> np.ndarray:
     """`count` uint8 crops (N, size, width or size, 3), cycling over PHOTOS, reproducible from `stream`'s
-    seed."""
-    rng = np.random.Generator(np.random.PCG64(STREAM_SEEDS[stream]))
+    seed; variant k > 0 (a model's k-th input) draws other crops from the same stream."""
+    rng = np.random.Generator(np.random.PCG64([STREAM_SEEDS[stream], variant] if variant else STREAM_SEEDS[stream]))
     return np.stack([_crop(rng, load_photo(PHOTOS[i % len(PHOTOS)]), size, width) for i in range(count)])
 
 

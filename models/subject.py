@@ -43,7 +43,19 @@ class Subject:
         return self.entry.outputs
 
     def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+        """The (first) input's shape with the batch dimension."""
         return self.user.input.batch_shape(batch) if self.user else self.arch().input.shape(batch)
+
+    def input_shapes(self, batch: int = 1) -> list[tuple[int, ...]]:
+        """Every input's shape with the batch dimension, in forward's order."""
+        return [i.batch_shape(batch) for i in self.user.inputs] if self.user else [self.input_shape(batch)]
+
+    def input_names(self) -> list[str]:
+        """The graph input names, in forward's order (a zoo table's one input: models.api.Input's default name,
+        which is converters.onnx_names.INPUT_NAME)."""
+        from models.api import Input
+
+        return [i.name for i in self.user.inputs] if self.user else [Input.name]
 
     @property
     def population(self) -> str:
@@ -87,7 +99,7 @@ class Subject:
         """Convolution and linear multiply-accumulates for one input (models.builder.count_macs)."""
         from models.builder import count_macs
 
-        return count_macs(self.network(), self.input_shape(1) if self.user else self.arch().input)
+        return count_macs(self.network(), self.input_shapes(1) if self.user else self.arch().input)
 
     def network(self):
         """The network without the subject's weights applied (a table built, or the user's factory called;

@@ -27,8 +27,9 @@ class DeclaredOutputs(nn.Module):
         self.model_name = name
         self.names = tuple(o.name for o in outputs)
 
-    def forward(self, x):
-        y = self.net(x)
+    def forward(self, *xs):
+        x = xs[0]
+        y = self.net(*xs)
         if isinstance(y, dict):
             missing = [n for n in self.names if n not in y]
             if missing:
@@ -115,13 +116,37 @@ def _source_samples(name: str, inp: Input) -> np.ndarray:
     return _normalize(_images(files, inp), inp)
 
 
-def inputs(name: str, inp: Input, stream: str, count: int) -> np.ndarray:
-    """`count` samples of a stream ("parity" or "calibration") of the model's input source."""
+def inputs(name: str, declared, stream: str, count: int) -> np.ndarray:
+    """`count` samples of a stream ("parity" or "calibration") of the model's input sources: one input's
+    array (N, *shape), or with several inputs their samples packed per sample (pack_inputs)."""
+    if isinstance(declared, Input):
+        declared = (declared,)
+    arrays = [_one_input(name, inp, stream, count, k) for k, inp in enumerate(declared)]
+    n = min(len(a) for a in arrays)  # sources of different lengths: the common prefix
+    return pack_inputs([a[:n] for a in arrays])
+
+
+def pack_inputs(arrays: list[np.ndarray]) -> np.ndarray:
+    """One input's array as is; several inputs' arrays (sharing N) as (N, total) float32, each flattened per
+    sample and concatenated in declaration order (converters.pack, the outputs' packing)."""
+    from models.packing import pack
+
+    return arrays[0] if len(arrays) == 1 else pack(arrays)
+
+
+def split_inputs(x: np.ndarray, declared) -> list[np.ndarray]:
+    """pack_inputs undone: the arrays (N, *shape) of the declared inputs."""
+    from models.packing import split
+
+    return [x] if len(declared) == 1 else split(x, [i.shape for i in declared])
+
+
+def _one_input(name: str, inp: Input, stream: str, count: int, k: int) -> np.ndarray:
     if inp.source == "photos":
         from models.images import natural_crops
 
         _, h, w = inp.shape
-        return _normalize(natural_crops(count, h, stream, width=w), inp)
+        return _normalize(natural_crops(count, h, stream, width=w, variant=k), inp)
     data = _source_samples(name, inp)
     calibration = np.arange(len(data)) % CALIBRATION_EVERY == 0
     chosen = data[calibration if stream == "calibration" else ~calibration][:count]
@@ -131,14 +156,23 @@ def inputs(name: str, inp: Input, stream: str, count: int) -> np.ndarray:
     return chosen
 
 
-def recipe(inp: Input, stream: str, count: int) -> dict:
+def recipe(declared, stream: str, count: int) -> dict:
     """What produced a stream of inputs (golden manifests and cache keys)."""
+    if isinstance(declared, Input):
+        declared = (declared,)
+    if len(declared) > 1:
+        return {"inputs": [{"name": inp.name, **_recipe(inp, stream, count, k)} for k, inp in enumerate(declared)],
+                "stream": stream, "count": count}
+    return _recipe(declared[0], stream, count, 0)
+
+
+def _recipe(inp: Input, stream: str, count: int, k: int) -> dict:
     out = {"source": inp.as_json()["source"], "shape": list(inp.shape), "mean": list(inp.mean),
            "std": list(inp.std), "stream": stream, "count": count}
     if inp.source == "photos":
         from models.images import PHOTOS
 
-        out.update(photos=list(PHOTOS), seed=STREAM_SEEDS[stream])
+        out.update(photos=list(PHOTOS), seed=STREAM_SEEDS[stream], **({"variant": k} if k else {}))
     else:  # the folder's digest (models.folder, as the accuracy folders are keyed), or the .npy file's bytes
         from models.folder import digest
         from models.weights import file_sha256
@@ -162,12 +196,13 @@ def _layout(model: str, params: str) -> list[dict]:
     net = subject.build()
     try:
         with torch.inference_mode():
-            y = net(torch.zeros(subject.input_shape(1)))
+            y = net(*(torch.zeros(shape) for shape in subject.input_shapes(1)))
     except ModelSpecError:
         raise
     except Exception as exc:
-        raise ModelSpecError(f"model {model!r}: forward on its declared input (1, {', '.join(map(str, subject.user.input.shape))}) "
-                             f"raised {type(exc).__name__}: {str(exc).splitlines()[0]}; make Input.shape what the "
-                             "model takes") from exc
+        shapes = ", ".join(f"(1, {', '.join(map(str, i.shape))})" for i in subject.user.inputs)
+        raise ModelSpecError(f"model {model!r}: forward on its declared input{'s' if len(subject.user.inputs) > 1 else ''} "
+                             f"{shapes} raised {type(exc).__name__}: {str(exc).splitlines()[0]}; make "
+                             "Input.shape what the model takes (several inputs: in forward's order)") from exc
     y = y if isinstance(y, tuple) else (y,)
     return [{**o.as_json(), "shape": list(t.shape[1:])} for o, t in zip(subject.outputs, y)]

@@ -11,7 +11,7 @@ from compare.metrics import constant_error
 from converters.formats import CALIBRATION, Format, Step, register
 from converters.formats import pytorch  # noqa: F401  (registers the weights step this format exports from)
 from converters.torch_weights import WEIGHTS_FILE, load
-from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE, OPSET, OUTPUT_NAME
+from converters.onnx_names import CALIBRATION_FILE, INPUT_NAME, ONNX_FILE, OPSET, OUTPUT_NAME, graph_inputs
 
 FLOAT_SOURCE_FILE = "float_source.onnx"  # the float graph the quantizer saw (after quant_pre_process)
 REFERENCE_FILE = "reference.onnx"
@@ -27,31 +27,47 @@ def export(params: dict, out_dir: Path) -> None:
     deps = params["deps"]
     subject = Subject.from_params(params["subject"])
     net = load(params["subject"], Path(deps["weights"]) / WEIGHTS_FILE)
-    dummy = torch.zeros(subject.input_shape(1))
+    dummies = tuple(torch.zeros(shape) for shape in subject.input_shapes(1))
     names = [o.name for o in subject.outputs] if subject.user else [OUTPUT_NAME]
     try:
-        torch.onnx.export(net, (dummy,), str(out_dir / ONNX_FILE), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT_NAME], output_names=names, do_constant_folding=True)
+        torch.onnx.export(net, dummies, str(out_dir / ONNX_FILE), dynamo=False, opset_version=OPSET,
+                          input_names=subject.input_names(), output_names=names, do_constant_folding=True)
     except Exception as exc:
         raise RuntimeError(f"model {subject.model!r} cannot be exported to ONNX (torch.onnx.export, TorchScript "
                            f"exporter, opset {OPSET}): {type(exc).__name__}: {exc}\nThe forward must be traceable "
                            "with a fixed input shape: no data-dependent Python control flow or output shapes, no "
                            "ops without an ONNX symbolic at this opset") from exc
     onnx.checker.check_model(str(out_dir / ONNX_FILE))
+    graph_inputs = [i.name for i in onnx.load(str(out_dir / ONNX_FILE), load_external_data=False).graph.input]
+    if graph_inputs != subject.input_names():  # an input forward ignores is dropped from the graph
+        raise RuntimeError(f"model {subject.model!r}: the exported graph's inputs are {graph_inputs}, declared "
+                           f"{subject.input_names()}: every declared input must be used by forward, in its order")
+
+
+def feed(x: np.ndarray, inputs: list[tuple[str, tuple[int, ...]]]) -> dict[str, np.ndarray]:
+    """A session's feed from one array (one input) or rows of several inputs packed per sample
+    (models.user.pack_inputs), split by the graph's own input names and shapes."""
+    from converters import split
+
+    if len(inputs) == 1:
+        return {inputs[0][0]: np.ascontiguousarray(x, dtype=np.float32)}
+    return dict(zip([n for n, _ in inputs], split(np.asarray(x, np.float32), [s for _, s in inputs])))
 
 
 class _Calibration:
-    """onnxruntime CalibrationDataReader over an NCHW .npy file, one sample per batch."""
+    """onnxruntime CalibrationDataReader over an NCHW .npy file (several inputs: packed per sample), one
+    sample per batch."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, model_path: Path | None = None):
         self.data = np.load(path)
+        self.inputs = graph_inputs(model_path) if model_path is not None else [(INPUT_NAME, self.data.shape[1:])]
         self.i = 0
 
     def get_next(self):
         if self.i >= len(self.data):
             return None
         self.i += 1
-        return {INPUT_NAME: self.data[self.i - 1:self.i]}
+        return feed(self.data[self.i - 1:self.i], self.inputs)
 
     def rewind(self):
         self.i = 0
@@ -73,7 +89,7 @@ def quantize_static(params: dict, out_dir: Path) -> None:
 
     pre = _preprocessed(params, out_dir)
     calibration = Path(params["deps"][CALIBRATION]) / CALIBRATION_FILE
-    qs(str(pre), str(out_dir / ONNX_FILE), _Calibration(calibration),
+    qs(str(pre), str(out_dir / ONNX_FILE), _Calibration(calibration, pre),
        quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
        weight_type=QuantType.QInt8, reduce_range=True, calibrate_method=CalibrationMethod.MinMax)
 
@@ -206,10 +222,11 @@ class OrtRunner:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.threads = threads
+        self.inputs = [(i.name, tuple(i.shape[1:])) for i in self.session.get_inputs()]
         self._feed = self._y = None
 
     def set_input(self, x: np.ndarray) -> None:
-        self._feed = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
+        self._feed = feed(x, self.inputs)
 
     def invoke(self) -> None:
         self._y = self.session.run(None, self._feed)

@@ -17,14 +17,21 @@ class TorchRunner:
     def __init__(self, path: Path, subject_params: dict, threads: int, optimized: bool = True):
         import torch
 
+        from models import Subject
+
         torch.set_num_threads(threads)
         self.net, self.threads, self.optimized = load(subject_params, path), threads, optimized
+        user = Subject.from_params(subject_params).user
+        self.shapes = [i.shape for i in user.inputs] if user and len(user.inputs) > 1 else None
         self._x = self._y = None
 
     def set_input(self, x: np.ndarray) -> None:
         import torch
 
-        self._x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        from converters import split
+
+        xs = split(x, self.shapes) if self.shapes else [np.ascontiguousarray(x, dtype=np.float32)]
+        self._x = [torch.from_numpy(t) for t in xs]
 
     def invoke(self) -> None:
         import contextlib
@@ -33,7 +40,7 @@ class TorchRunner:
 
         kernels = contextlib.nullcontext() if self.optimized else torch.backends.mkldnn.flags(enabled=False)
         with torch.inference_mode(), kernels:
-            self._y = self.net(self._x)
+            self._y = self.net(*self._x)
 
     def get_output(self):
         return [t.numpy() for t in self._y] if isinstance(self._y, tuple) else self._y.numpy()
