@@ -1,11 +1,11 @@
 """How well the latency gate (report.latency_gate) works on this machine: N clean latency passes and N
-passes with every timed call made 15 % slower (--latency-slowdown=1.15), each compared with the first clean
-pass, normalized by the in-run matmul probe and raw. Prints per threshold the false alarms (clean passes
+passes with every timed call made 15 % slower (--latency-slowdown=1.15), each compared with the per-case
+median of B baseline passes (--baselines, default 3: a CI gate compares with main's last runs), normalized by the in-run matmul probe and raw. Prints per threshold the false alarms (clean passes
 with any case flagged) and the share of slowed cases caught, so the gate's default is chosen from data;
 then the same with confirmation (report.latency_gate --confirm): each case flagged at the lowest threshold
 re-measured up to --confirm times under the same setting as its pass, and kept only if slower every time.
 
-    python -m benchmarks.latency_gate [--runs 10] [--confirm 2] [-k EXPR] [--out DIR]
+    python -m benchmarks.latency_gate [--runs 10] [--baselines 3] [--confirm 2] [-k EXPR] [--out DIR]
 """
 from __future__ import annotations
 
@@ -36,11 +36,13 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--baselines", type=int, default=3, help="baseline passes (default 3)")
     parser.add_argument("--confirm", type=int, default=2, help="re-measurements of a flagged case (default 2)")
     parser.add_argument("-k", dest="select", default="mobilenet_v3_small or mobilenet_v2_torchvision")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "latency-gate")
     args = parser.parse_args(argv)
-    base = load_report(latency_pass(args.out / "base", args.select, 1.0))["results"]
+    base = [load_report(latency_pass(args.out / f"base{i}", args.select, 1.0))["results"]
+            for i in range(args.baselines)]
     clean, slow, confirmed_runs = [], [], {"clean": [], "slow": []}
     for i in range(args.runs):  # interleaved, so both kinds see the same phases of the machine
         clean.append(ratios(base, load_report(latency_pass(args.out / f"clean{i}", args.select, 1.0))["results"]))
@@ -53,7 +55,8 @@ def main(argv=None) -> int:
                 confirmed_runs[kind].append([kept.get(r.case, Ratio(r.case, min(r.normalized, 1 + THRESHOLDS[0]),
                                                                      r.raw)) for r in runs[-1]])
     cases = len(clean[0])
-    print(f"{args.runs} clean and {args.runs} slowed (x1.15) passes of {cases} cases against one baseline pass")
+    print(f"{args.runs} clean and {args.runs} slowed (x1.15) passes of {cases} cases against the median of "
+          f"{args.baselines} baseline pass(es)")
     tables = [("normalized", clean, slow), ("raw", clean, slow)]
     if args.confirm:
         tables.append((f"normalized, confirmed ({args.confirm} re-measurements)", confirmed_runs["clean"],

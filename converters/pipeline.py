@@ -78,6 +78,11 @@ class Pipeline:
         step_name, relative = formats.get(case.format).artifacts[case.precision]
         return self.entry(step_name, case.subject) / relative
 
+    def artifact_size(self, case: Case) -> int:
+        """Bytes on disk of the case's artifact: a file, or every file of a directory (a SavedModel)."""
+        path = self.artifact(case)
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
     def runner(self, case: Case, threads: int, optimized: bool = True):
         fmt = formats.get(case.format)
         return fmt.runner(self.artifact(case), case.subject.to_params(), threads, optimized)

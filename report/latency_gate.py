@@ -3,8 +3,10 @@ measured right next to it (the peak fp32 matmul rate probed before and after the
 baseline run and a candidate run. A shared VM's speed drifts in phases (measured: the same matmul 63 to 144
 GFLOP/s within one pass); normalising by the in-run probe takes most of that drift out.
 
-    python -m report.latency_gate BASELINE/report.json CANDIDATE/report.json [--max-slowdown=0.10]
-                                  [--confirm=2 [--pytest-arg=...]]
+    python -m report.latency_gate BASELINE/report.json [MORE_BASELINES ...] CANDIDATE/report.json
+                                  [--max-slowdown=0.10] [--confirm=2 [--pytest-arg=...]]
+
+Several baselines (main's last runs) are better than one: the reference is their per-case median.
 
 Exit 1 when a case both reports have got slower than the threshold. What the probe cannot see is a single
 case's call spiking in one pass (measured: 1.2-1.5x, in 3 of 10 clean passes); --confirm=N re-measures each
@@ -19,6 +21,8 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+import numpy as np
+
 DEFAULT_MAX_SLOWDOWN = 0.10
 
 
@@ -32,14 +36,24 @@ class Ratio:
         return f"{self.case}: {self.normalized:.3f}x normalized ({self.raw:.3f}x raw)"
 
 
+def _measured(rows: list) -> dict[str, tuple[float, float]]:
+    """case -> (fastest call x peak matmul rate next to it, fastest call) of a report's latency rows."""
+    return {r.case: (r.latency_min_ms * r.peak_gflops, r.latency_min_ms) for r in rows
+            if r.kind == "latency" and r.latency_min_ms and r.peak_gflops}
+
+
 def ratios(baseline: list, candidate: list) -> list[Ratio]:
-    old = {r.case: r for r in baseline if r.kind == "latency" and r.latency_min_ms and r.peak_gflops}
-    out = []
-    for r in candidate:
-        o = old.get(r.case)
-        if r.kind == "latency" and o is not None and r.latency_min_ms and r.peak_gflops:
-            out.append(Ratio(r.case, (r.latency_min_ms * r.peak_gflops) / (o.latency_min_ms * o.peak_gflops),
-                             r.latency_min_ms / o.latency_min_ms))
+    """Candidate over baseline per case. `baseline`: one report's rows, or a list of several reports' rows,
+    whose per-case median is the reference (one baseline pass that happened to be fast for a case made that
+    case look 15 % slower in every later pass: measured, 9 of 10 clean passes flagged at 0.05)."""
+    runs = baseline if baseline and isinstance(baseline[0], list) else [baseline]
+    measured = [_measured(rows) for rows in runs]
+    reference = {}
+    for case in set().union(*measured):
+        values = [m[case] for m in measured if case in m]
+        reference[case] = (float(np.median([v[0] for v in values])), float(np.median([v[1] for v in values])))
+    out = [Ratio(case, norm / reference[case][0], raw / reference[case][1])
+           for case, (norm, raw) in _measured(candidate).items() if case in reference]
     return sorted(out, key=lambda x: -x.normalized)
 
 
@@ -79,8 +93,9 @@ def main(argv=None) -> int:
     from report.files import load_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("baseline")
-    parser.add_argument("candidate")
+    parser.add_argument("reports", nargs="+", metavar="REPORT",
+                        help="baseline report.json file(s) (the reference is their per-case median), then the "
+                             "candidate's report.json")
     parser.add_argument("--max-slowdown", type=float, default=DEFAULT_MAX_SLOWDOWN,
                         help=f"flag a case whose normalized fastest call grew by more than this (default "
                              f"{DEFAULT_MAX_SLOWDOWN})")
@@ -91,8 +106,10 @@ def main(argv=None) -> int:
                         help="an argument for the re-measuring pytest runs (repeatable), e.g. the candidate "
                              "run's --benchmark-max-time")
     args = parser.parse_args(argv)
-    baseline = load_report(args.baseline)["results"]
-    found = ratios(baseline, load_report(args.candidate)["results"])
+    if len(args.reports) < 2:
+        parser.error("give at least one baseline report and the candidate report")
+    baseline = [load_report(path)["results"] for path in args.reports[:-1]]
+    found = ratios(baseline, load_report(args.reports[-1])["results"])
     slower = [r for r in found if r.normalized > 1 + args.max_slowdown]
     if slower and args.confirm:
         import tempfile

@@ -28,7 +28,7 @@ def test_latency(latency_case, pipeline, benchmark, latency_settings, record_res
     # two), so a gate can compare cases between runs in units of this machine's speed at the time
     row.peak_gflops = max(peak_before, latency.peak_matmul_gflops(threads))
     row.optimized = latency_settings.optimized
-    row.size_bytes = pipeline.artifact(case).stat().st_size
+    row.size_bytes = pipeline.artifact_size(case)
     benchmark.extra_info.update(latency_ms=row.latency_ms, macs=row.macs, peak_gflops=row.peak_gflops,
                                 threads=threads, optimized=row.optimized, size_bytes=row.size_bytes)
     record_result(row)

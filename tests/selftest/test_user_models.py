@@ -246,10 +246,10 @@ for fmt in ("onnx", "tflite"):
 
 
 def test_a_model_with_several_inputs_feeds_each_by_name(tmp_path):
-    """Three inputs (two same-shaped images and a vector from an .npy file) through ONNX and TFLite, float
-    and quantized: each runtime feeds each input by its name (calibration per input too), the float cases
-    pass their goldens, every quantized case reaches a verdict; and feeding the two images swapped, as a
-    positional runner could, fails parity."""
+    """Three inputs (two same-shaped images and a vector from an .npy file) through ONNX, TFLite and the
+    SavedModel, float and quantized: each runtime feeds each input by its name (calibration per input too),
+    the float cases pass their goldens, every quantized case reaches a verdict; and feeding the two images
+    swapped, as a positional runner could, fails parity."""
     rng = np.random.default_rng(0)
     np.save(tmp_path / "meta.npy", rng.normal(size=(48, 6)).astype(np.float32))
     models = tmp_path / "several.py"
@@ -261,7 +261,7 @@ def test_a_model_with_several_inputs_feeds_each_by_name(tmp_path):
     log = out.stdout + out.stderr
     rows = {line.split()[0]: line.split()[-1] for line in log.splitlines()
             if line.startswith("user_several_inputs") and line.split()[1] in ("parity", "drift")}
-    for precision in ("onnx-fp32", "tflite-fp32", "tflite-fp16"):
+    for precision in ("onnx-fp32", "tflite-fp32", "tflite-fp16", "savedmodel-fp32"):
         assert rows.get(f"user_several_inputs-{precision}") == "passed", (precision, rows, log[-3000:])
     for precision in ("onnx-int8", "onnx-dynamic_int8", "tflite-int8", "tflite-full_int8", "tflite-int16x8",
                       "tflite-dynamic_int8"):  # converted, run and judged (a budget verdict, not an error)
