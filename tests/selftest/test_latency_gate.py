@@ -29,3 +29,20 @@ def test_confirmation_keeps_a_regression_that_repeats_and_drops_a_spike(monkeypa
     flagged = latency_gate.ratios(baseline, rows(spike=1.4, regression=1.15))
     kept = latency_gate.confirmed(baseline, flagged, 0.10, 2, [], "/nonexistent")
     assert [(r.case, round(r.normalized, 2)) for r in kept] == [("regression", 1.15)]
+
+
+def test_a_case_whose_baselines_disagree_is_not_gated(tmp_path, capsys):
+    import json
+    from dataclasses import asdict
+
+    def report(name, **ms):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"results": [asdict(r) for r in rows(**ms)]}))
+        return str(path)
+
+    baselines = [report("b0", steady=1.0, eager=1.0), report("b1", steady=1.01, eager=1.2),
+                 report("b2", steady=1.0, eager=1.1)]
+    assert latency_gate.main([*baselines, report("ok", steady=1.02, eager=1.4)]) == 0
+    assert "NOT GATED eager" in capsys.readouterr().out
+    assert latency_gate.main([*baselines, report("slow", steady=1.2, eager=1.0)]) == 1
+    assert "SLOWER steady" in capsys.readouterr().out
