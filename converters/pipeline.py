@@ -148,8 +148,8 @@ class Pipeline:
                         **({"model_code": subject.code_digest()} if subject.user else {})})
 
         def build(tmp: Path) -> None:
-            shapes = [i.shape for i in subject.user.inputs] if subject.user and len(subject.user.inputs) > 1 else None
-            np.save(tmp / "outputs.npy", reference_outputs(self.torch_model(subject), inputs, shapes=shapes))
+            np.save(tmp / "outputs.npy", reference_outputs(self.torch_model(subject), inputs,
+                                                           shapes=subject.sample_shapes()))
 
         hit = self.cache.get_or_build("reference_outputs", key, build, {"subject": subject.id})
         return np.load(hit.path / "outputs.npy")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters import split
 from converters.onnx_names import CALIBRATION_FILE, ONNX_FILE, graph_inputs
+from models.packing import split_inputs
 
 SAVED_MODEL_DIR = "saved_model"
 # precision -> the file onnx2tf writes for it ("model" is the ONNX file's stem)
@@ -40,7 +40,7 @@ def build(params: dict, out_dir: Path) -> None:
     # One calibration file per graph input, NHWC for 4-D inputs (onnx2tf's layout), under the input's name.
     inputs = graph_inputs(source)
     calib = np.load(Path(deps["calibration"]) / CALIBRATION_FILE)
-    arrays = [calib] if len(inputs) == 1 else split(calib, [shape for _, shape in inputs])
+    arrays = split_inputs(calib, [shape for _, shape in inputs])
     custom, written = [], []
     for (name, _), array in zip(inputs, arrays):
         nhwc = (array.transpose(0, 2, 3, 1) if array.ndim == 4 else array).astype(np.float32)

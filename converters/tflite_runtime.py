@@ -31,10 +31,9 @@ class TFLiteRunner:
         return np.dtype(self._in["dtype"]).name, np.dtype(self._out["dtype"]).name
 
     def set_input(self, x: np.ndarray) -> None:
-        from converters import split
+        from models.packing import split_inputs
 
-        xs = [x] if len(self._ins) == 1 else split(np.asarray(x, np.float32), self._shapes)
-        for detail, x in zip(self._ins, xs):
+        for detail, x in zip(self._ins, split_inputs(x, self._shapes)):
             if x.ndim == 4:
                 x = x.transpose(0, 2, 3, 1)
             self.interpreter.set_tensor(detail["index"], quantize(np.ascontiguousarray(x, dtype=np.float32), detail))

@@ -36,10 +36,10 @@ def reference_outputs(net, inputs: np.ndarray, batch: int = 64, shapes=None) -> 
     shapes of several inputs packed per sample (models.user.pack_inputs), None for one input."""
     import torch
 
-    from converters import pack, split
+    from models.packing import pack, split_inputs
 
     def run(chunk):
-        xs = split(chunk, shapes) if shapes else [np.ascontiguousarray(chunk)]
+        xs = split_inputs(chunk, shapes)
         return pack(_numpy(net(*(torch.from_numpy(x) for x in xs))))
 
     with torch.inference_mode():

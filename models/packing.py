@@ -23,3 +23,11 @@ def split(packed: np.ndarray, shapes) -> list[np.ndarray]:
     bounds = np.cumsum([0, *sizes])
     return [np.ascontiguousarray(packed[:, a:b].reshape(len(packed), *s), dtype=np.float32)
             for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+
+
+def split_inputs(x: np.ndarray, shapes) -> list[np.ndarray]:
+    """A model's input rows as one float32 array per input: one input as it is, several packed per sample
+    (models.user.pack_inputs) split by their per-sample shapes."""
+    if not shapes or len(shapes) == 1:
+        return [np.ascontiguousarray(x, dtype=np.float32)]
+    return split(np.asarray(x, np.float32), shapes)

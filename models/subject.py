@@ -50,6 +50,10 @@ class Subject:
         """Every input's shape with the batch dimension, in forward's order."""
         return [i.batch_shape(batch) for i in self.user.inputs] if self.user else [self.input_shape(batch)]
 
+    def sample_shapes(self) -> list[tuple[int, ...]]:
+        """Every input's per-sample shape (no batch), in forward's order: how packed input rows split."""
+        return [tuple(s[1:]) for s in self.input_shapes(1)]
+
     def input_names(self) -> list[str]:
         """The graph input names, in forward's order (a zoo table's one input: models.api.Input's default name,
         which is converters.onnx_names.INPUT_NAME)."""

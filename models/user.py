@@ -134,13 +134,6 @@ def pack_inputs(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else pack(arrays)
 
 
-def split_inputs(x: np.ndarray, declared) -> list[np.ndarray]:
-    """pack_inputs undone: the arrays (N, *shape) of the declared inputs."""
-    from models.packing import split
-
-    return [x] if len(declared) == 1 else split(x, [i.shape for i in declared])
-
-
 def _one_input(name: str, inp: Input, stream: str, count: int, k: int) -> np.ndarray:
     if inp.source == "photos":
         from models.images import natural_crops

@@ -38,20 +38,18 @@ def export(params: dict, out_dir: Path) -> None:
                            "with a fixed input shape: no data-dependent Python control flow or output shapes, no "
                            "ops without an ONNX symbolic at this opset") from exc
     onnx.checker.check_model(str(out_dir / ONNX_FILE))
-    graph_inputs = [i.name for i in onnx.load(str(out_dir / ONNX_FILE), load_external_data=False).graph.input]
-    if graph_inputs != subject.input_names():  # an input forward ignores is dropped from the graph
-        raise RuntimeError(f"model {subject.model!r}: the exported graph's inputs are {graph_inputs}, declared "
+    exported = [name for name, _ in graph_inputs(out_dir / ONNX_FILE)]
+    if exported != subject.input_names():  # an input forward ignores is dropped from the graph
+        raise RuntimeError(f"model {subject.model!r}: the exported graph's inputs are {exported}, declared "
                            f"{subject.input_names()}: every declared input must be used by forward, in its order")
 
 
 def feed(x: np.ndarray, inputs: list[tuple[str, tuple[int, ...]]]) -> dict[str, np.ndarray]:
     """A session's feed from one array (one input) or rows of several inputs packed per sample
     (models.user.pack_inputs), split by the graph's own input names and shapes."""
-    from converters import split
+    from models.packing import split_inputs
 
-    if len(inputs) == 1:
-        return {inputs[0][0]: np.ascontiguousarray(x, dtype=np.float32)}
-    return dict(zip([n for n, _ in inputs], split(np.asarray(x, np.float32), [s for _, s in inputs])))
+    return dict(zip([n for n, _ in inputs], split_inputs(x, [s for _, s in inputs])))
 
 
 class _Calibration:

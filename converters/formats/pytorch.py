@@ -21,17 +21,15 @@ class TorchRunner:
 
         torch.set_num_threads(threads)
         self.net, self.threads, self.optimized = load(subject_params, path), threads, optimized
-        user = Subject.from_params(subject_params).user
-        self.shapes = [i.shape for i in user.inputs] if user and len(user.inputs) > 1 else None
+        self.shapes = Subject.from_params(subject_params).sample_shapes()
         self._x = self._y = None
 
     def set_input(self, x: np.ndarray) -> None:
         import torch
 
-        from converters import split
+        from models.packing import split_inputs
 
-        xs = split(x, self.shapes) if self.shapes else [np.ascontiguousarray(x, dtype=np.float32)]
-        self._x = [torch.from_numpy(t) for t in xs]
+        self._x = [torch.from_numpy(t) for t in split_inputs(x, self.shapes)]
 
     def invoke(self) -> None:
         import contextlib

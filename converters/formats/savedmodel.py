@@ -46,7 +46,7 @@ class SavedModelRunner:
 
             subject = Subject.from_params(subject_params)
             names = subject.input_names()
-            self.shapes = [tuple(s[1:]) for s in subject.input_shapes(1)]
+            self.shapes = subject.sample_shapes()
         else:
             names, self.shapes = list(spec), None
         missing = [n for n in names if n not in spec]
@@ -60,9 +60,9 @@ class SavedModelRunner:
     def set_input(self, x: np.ndarray) -> None:
         import tensorflow as tf
 
-        from converters import split
+        from models.packing import split_inputs
 
-        xs = [x] if len(self.names) == 1 else split(np.asarray(x, np.float32), self.shapes)
+        xs = split_inputs(x, self.shapes)
         self._feed = {n: tf.constant(np.ascontiguousarray(a.transpose(0, 2, 3, 1) if a.ndim == 4 else a,
                                                           dtype=np.float32)) for n, a in zip(self.names, xs)}
 
