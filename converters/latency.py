@@ -30,6 +30,17 @@ def cpu_flags() -> list[str]:
     return [flag for flag in KERNEL_FLAGS if flag in flags]
 
 
+def isa_cap() -> list[str]:
+    """The oneDNN ISA cap this process runs under (ONEDNN_MAX_CPU_ISA or DNNL_MAX_CPU_ISA), [] when none: the
+    same CPU runs other kernels under a cap, so outputs cached per CPU are keyed by it too."""
+    return [f"{v}={os.environ[v]}" for v in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA") if os.environ.get(v)]
+
+
+def kernel_identity() -> list:
+    """What decides which kernels run: the CPU's name, its kernel flags and any oneDNN ISA cap."""
+    return [cpu_name(), cpu_flags(), *isa_cap()]
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

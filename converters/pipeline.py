@@ -10,6 +10,7 @@ that need it fail fast with the first failure's log.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -79,9 +80,11 @@ class Pipeline:
         return self.entry(step_name, case.subject) / relative
 
     def artifact_size(self, case: Case) -> int:
-        """Bytes on disk of the case's artifact: a file, or every file of a directory (a SavedModel)."""
+        """Bytes on disk of the case's artifact: every file of a directory (a SavedModel), or a file with the
+        files beside it that share its stem (OpenVINO's model.xml and the weights in model.bin)."""
         path = self.artifact(case)
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+        files = path.rglob("*") if path.is_dir() else path.parent.glob(f"{glob.escape(path.stem)}.*")
+        return sum(f.stat().st_size for f in files if f.is_file())
 
     def runner(self, case: Case, threads: int, optimized: bool = True):
         fmt = formats.get(case.format)
@@ -89,7 +92,8 @@ class Pipeline:
 
     def outputs(self, case: Case, inputs: np.ndarray) -> np.ndarray:
         """The artifact's outputs on `inputs` (batch 1, one thread), run once per artifact content, inputs,
-        runtime versions and CPU: the same artifact on the same CPU computes the same outputs, so a warm run
+        runtime versions and CPU (with any oneDNN ISA cap: under ONEDNN_MAX_CPU_ISA=AVX2 PyTorch and
+        OpenVINO run AVX2's kernels): the same artifact on the same CPU computes the same outputs, so a warm run
         re-judges them without running the model again."""
         step_name, relative = formats.get(case.format).artifacts[case.precision]
         return self._run_once(case, step_name, relative, inputs, reference=False)
@@ -115,7 +119,7 @@ class Pipeline:
                         "reference": reference, "format": case.format,
                         "code": codehash.function_digest(fmt.reference_runner if reference else fmt.runner),
                         "tools": {t: tool_version(t) for t in tools},
-                        "cpu": [latency.cpu_name(), latency.cpu_flags()]})
+                        "cpu": latency.kernel_identity()})
 
         def build(tmp: Path) -> None:
             make = fmt.reference_runner if reference else fmt.runner
