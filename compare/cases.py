@@ -160,6 +160,10 @@ class ResultRow:
     diagnosis: dict | None = None
     # a models.model registration's outputs: {name: {"kind", metrics..., "broken": {kind: metrics}}}
     outputs: dict | None = None
+    # a classifier's top-1 class per input (parity inputs or the labelled split, in order), the artifact's and
+    # PyTorch's: report.crosspath compares the paths of one subject and precision sample by sample
+    top1: list | None = None
+    reference_top1: list | None = None
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v not in (None, {}, "")}, default=float,

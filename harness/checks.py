@@ -17,6 +17,11 @@ def row_for(case_or_subject, kind: str, **fields) -> ResultRow:
     return ResultRow(**{**base, **fields})
 
 
+def top1(logits: np.ndarray) -> list[int]:
+    """The top-1 class of every input (a classifier's logits, N x classes)."""
+    return [int(i) for i in np.asarray(logits).reshape(len(logits), -1).argmax(1)]
+
+
 def settle(decision) -> None:
     """Turn a compare.verdict.Decision into the test's outcome."""
     if decision.outcome is Outcome.FAILED:

@@ -282,6 +282,12 @@ def document(env: dict, rows: list[ResultRow], matrix: Matrix, card, pictures: l
         blocks += scorecard_blocks(card)
     if matrix.models:
         blocks += [Heading(2, "Matrix"), matrix_table(matrix)]
+    from report import crosspath
+
+    paths = crosspath.table(rows)
+    if paths is not None:
+        blocks += [Heading(2, "Cross-path agreement"), Paragraph(crosspath.__doc__.split("\n\n")[1].replace("\n", " ")),
+                   paths]
     known = known_failures(rows)
     if known:
         blocks += [Heading(2, "Known failures"), Bullets([(f"{kind} {case}", reason) for kind, case, reason in known])]

@@ -7,7 +7,7 @@ import pytest
 
 from compare.metrics import broken_snr_db
 from compare.verdict import decide, judge
-from harness.checks import accuracy_metrics, output_verdicts, row_for, settle, simulated
+from harness.checks import accuracy_metrics, output_verdicts, row_for, settle, simulated, top1
 from models import datasets
 
 
@@ -42,6 +42,7 @@ def test_accuracy(accuracy_case, pipeline, budgets, known_failures, record_resul
                         f"{row.accuracy:.2f} % on {row.images} labelled test images ({case.subject.data}): "
                         f"{row.lost} right in PyTorch and wrong after conversion, {row.gained} the reverse")
     row.metrics = verdicts[1].metrics
+    row.top1, row.reference_top1 = top1(outputs), top1(expected)
     row.broken = broken_snr_db(expected)
     row.reference_metrics = verdicts[2].metrics if len(verdicts) > 2 else {}
     record_result(row)

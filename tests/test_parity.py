@@ -6,7 +6,7 @@ from __future__ import annotations
 import diagnose
 from compare.metrics import broken_snr_db
 from compare.verdict import decide
-from harness.checks import declared_verdicts, output_verdicts, row_for, settle, simulated
+from harness.checks import declared_verdicts, output_verdicts, row_for, settle, simulated, top1
 from harness.options import DIAGNOSE
 from models import datasets
 
@@ -26,6 +26,7 @@ def test_parity(parity_case, pipeline, golden_store, budgets, known_failures, re
                                    static)
         row.metrics = verdicts[0].metrics
         row.broken = broken_snr_db(golden.logits)
+        row.top1, row.reference_top1 = top1(outputs), top1(golden.logits)
     else:  # a models.model registration: each declared output by its kind
         verdicts, row.outputs = declared_verdicts(case.id, case.precision, golden.layout, golden.logits, outputs,
                                                   reference, budgets, static)

@@ -99,3 +99,27 @@ def test_report_opens_in_a_headless_browser(tmp_path):
     broken = (tmp_path / "report.html").read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1)
     (tmp_path / "broken.html").write_text(broken)
     assert check(tmp_path / "broken.html", browser) == ["plots loaded: 1 of 2"]
+
+
+def test_cross_path_agreement_names_the_path_that_alone_is_wrong(tmp_path):
+    reference = list(range(10)) * 2  # PyTorch's top-1 on 20 inputs
+    onnx, openvino = list(reference), list(reference)
+    tflite = list(reference)
+    for i in (3, 7, 11):  # tflite alone wrong on three inputs
+        tflite[i] = 99
+    onnx[5] = openvino[5] = 42  # two paths wrong together on one: nobody is the odd one out there
+    rows = [_parity(f"mobilenet_v2-{fmt}-int8", 0.99, top1=top1, reference_top1=reference)
+            for fmt, top1 in (("onnx", onnx), ("tflite", tflite), ("openvino", openvino))]
+    rows.append(_parity("mobilenet_v2-onnx-fp32", 1.0, top1=reference, reference_top1=reference))  # alone at fp32
+
+    from report.crosspath import agreements
+
+    [found] = agreements(rows)
+    assert (found.subject, found.precision, found.inputs) == ("mobilenet_v2", "int8", 20)
+    assert found.vs_pytorch == {"onnx": 0.95, "openvino": 0.95, "tflite": 0.85}
+    assert found.disagreements == 4 and found.odd_one_out == {"tflite": 3}
+    assert found.least_pair[:2] in (("onnx", "tflite"), ("openvino", "tflite")) and found.least_pair[2] == 0.8
+    write_report(rows, tmp_path, ENV)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Cross-path agreement" in md and "| mobilenet_v2 | int8 | 20 parity inputs |" in md
+    assert "tflite 3" in md
