@@ -138,7 +138,7 @@ def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | No
                     floor = budgets.for_case("parity", case.id, precision).limits.get("min_snr_db")
                     snr = snr_db(expected, out)
                     if floor is not None and snr < floor:
-                        problems.append(f"{case.id}: {snr:.1f} dB SNR vs PyTorch < fp32 floor {floor} dB")
+                        problems.append(f"{case.id}: {snr:.1f} dB SNR vs PyTorch < parity floor {floor} dB ({precision})")
                     continue
                 if not budgets.has("reference", precision):
                     continue
@@ -264,7 +264,7 @@ def test_found_by_fuzzing_onnx2tf_pads_max_pool_with_zeros(pipeline, budgets, tm
 
     problems = _check(max_pool_after_linear_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "fp32"),
                       known=False)
-    assert len(problems) == 2 and "-tflite-fp32: " in problems[0] and "< fp32 floor" in problems[0], problems
+    assert len(problems) == 2 and "-tflite-fp32: " in problems[0] and "< parity floor" in problems[0], problems
     assert not _check(max_pool_after_linear_conv(), pipeline, budgets, tmp_path_factory, only=("tflite", "fp32"))
     with registered(max_pool_after_linear_conv(), tmp_path_factory) as (name, plugin):
         pipe = type(pipeline)(pipeline.cache, plugin_files=(plugin,))
