@@ -6,8 +6,9 @@ SUBJECT is a zoo model (judged against its stored golden outputs on the parity i
 or a digits-trained one, `<model>_digits` (judged against PyTorch on the labelled test split, as the trained
 suite does). For each, quantizes the suite's own OpenVINO fp32 IR (built or reused through the artifact
 cache) the way the suite does (`suite`: NNCF's defaults with overflow_fix=ENABLE), then with one lever
-changed at a time, `nncf_defaults` among them (converters.formats.openvino.levers), and prints SNR, mean cosine, top-1 agreement and, for digits
-subjects, the accuracy drop. Runs on this CPU's kernels: set ONEDNN_MAX_CPU_ISA=AVX2 to see AVX2's.
+changed at a time, `nncf_defaults` among them (converters.formats.openvino.levers), and prints SNR, mean
+cosine, top-1 agreement and, for digits subjects, the accuracy drop. Runs on this CPU's kernels: set
+ONEDNN_MAX_CPU_ISA=AVX2 to see AVX2's.
 
 This is measurement, not a fix: a case that fails because of a measured lever is a known failure whose
 reason cites this script's numbers.

@@ -138,7 +138,8 @@ def _check(arch, pipeline, budgets, tmp_path_factory, only: tuple[str, str] | No
                     floor = budgets.for_case("parity", case.id, precision).limits.get("min_snr_db")
                     snr = snr_db(expected, out)
                     if floor is not None and snr < floor:
-                        problems.append(f"{case.id}: {snr:.1f} dB SNR vs PyTorch < parity floor {floor} dB ({precision})")
+                        problems.append(f"{case.id}: {snr:.1f} dB SNR vs PyTorch < parity floor {floor} dB "
+                                        f"({precision})")
                     continue
                 if not budgets.has("reference", precision):
                     continue
@@ -181,7 +182,8 @@ def _openvino_one_thread_zeros(pipe, case, x) -> bool:
     from converters.formats.openvino import OpenVinoRunner
 
     path, params = pipe.artifact(case), case.subject.to_params()
-    return not np.any(predict(OpenVinoRunner(path, params, 1), x)) and bool(np.any(predict(OpenVinoRunner(path, params, 2), x)))
+    one, two = (predict(OpenVinoRunner(path, params, threads), x) for threads in (1, 2))
+    return not np.any(one) and bool(np.any(two))
 
 
 def _fuzz(examples: int, shrink: bool):

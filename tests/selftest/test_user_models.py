@@ -233,10 +233,10 @@ golden = np.load(paths(__import__("pathlib").Path(sys.argv[3]), subject.id)[0])
 golden = golden[golden.files[0]]
 layout = [Slot(o["name"], o["kind"], tuple(o["shape"])) for o in output_layout(subject)]
 budgets = Budgets.load("budgets.toml")
-for fmt in ("onnx", "tflite"):
+for fmt in ("onnx", "tflite", "openvino"):
     runner = pipeline.runner(Case(subject, fmt, "fp32"), 1)
     for swapped in (False, True):
-        if swapped and fmt == "onnx":
+        if swapped and fmt in ("onnx", "openvino"):  # both feed by (name, shape) pairs in runner.inputs
             runner.inputs[0], runner.inputs[1] = runner.inputs[1], runner.inputs[0]
         elif swapped:
             runner._ins[0], runner._ins[1] = runner._ins[1], runner._ins[0]
@@ -246,10 +246,10 @@ for fmt in ("onnx", "tflite"):
 
 
 def test_a_model_with_several_inputs_feeds_each_by_name(tmp_path):
-    """Three inputs (two same-shaped images and a vector from an .npy file) through ONNX, TFLite and the
-    SavedModel, float and quantized: each runtime feeds each input by its name (calibration per input too),
-    the float cases pass their goldens, every quantized case reaches a verdict; and feeding the two images
-    swapped, as a positional runner could, fails parity."""
+    """Three inputs (two same-shaped images and a vector from an .npy file) through ONNX, TFLite, the
+    SavedModel and OpenVINO, float and quantized: each runtime feeds each input by its name (calibration
+    per input too), the float cases pass their goldens, every quantized case reaches a verdict; and feeding
+    the two images swapped, as a positional runner could, fails parity (ONNX, TFLite and OpenVINO runners)."""
     rng = np.random.default_rng(0)
     np.save(tmp_path / "meta.npy", rng.normal(size=(48, 6)).astype(np.float32))
     models = tmp_path / "several.py"
@@ -261,17 +261,18 @@ def test_a_model_with_several_inputs_feeds_each_by_name(tmp_path):
     log = out.stdout + out.stderr
     rows = {line.split()[0]: line.split()[-1] for line in log.splitlines()
             if line.startswith("user_several_inputs") and line.split()[1] in ("parity", "drift")}
-    for precision in ("onnx-fp32", "tflite-fp32", "tflite-fp16", "savedmodel-fp32"):
+    for precision in ("onnx-fp32", "tflite-fp32", "tflite-fp16", "savedmodel-fp32", "openvino-fp32"):
         assert rows.get(f"user_several_inputs-{precision}") == "passed", (precision, rows, log[-3000:])
     for precision in ("onnx-int8", "onnx-dynamic_int8", "tflite-int8", "tflite-full_int8", "tflite-int16x8",
-                      "tflite-dynamic_int8"):  # converted, run and judged (a budget verdict, not an error)
+                      "tflite-dynamic_int8", "openvino-int8"):  # converted, run, judged (a verdict, not an error)
         assert rows.get(f"user_several_inputs-{precision}") in ("passed", "failed"), (precision, rows, log[-3000:])
     assert "Traceback" not in log and "ConversionError" not in log, log[-3000:]
     swap = subprocess.run([sys.executable, "-c", SWAP, str(models), str(cache), str(golden)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert swap.returncode == 0, swap.stderr[-3000:]
-    assert swap.stdout.split("\n")[:4] == ["onnx declared passed", "onnx swapped failed", "tflite declared passed",
-                                           "tflite swapped failed"], swap.stdout + swap.stderr[-2000:]
+    assert swap.stdout.split("\n")[:6] == ["onnx declared passed", "onnx swapped failed", "tflite declared passed",
+                                           "tflite swapped failed", "openvino declared passed",
+                                           "openvino swapped failed"], swap.stdout + swap.stderr[-2000:]
 
 
 def test_the_zoo_and_the_exporter_agree_on_the_default_input_name():
