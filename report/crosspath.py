@@ -43,15 +43,16 @@ def agreements(rows: list[ResultRow]) -> list[Agreement]:
             continue
         stacked = np.stack(list(paths.values()))
         pairs = [(a, b, float(np.mean(paths[a] == paths[b]))) for a, b in combinations(paths, 2)]
+        split = (stacked != stacked[0]).any(axis=0)  # inputs where the paths do not all agree
         odd: Counter = Counter()
-        for i in np.flatnonzero((stacked != stacked[0]).any(axis=0)):
+        for i in np.flatnonzero(split):
             wrong = [f for f, p in paths.items() if p[i] != reference[i]]
             if len(wrong) == 1:
                 odd[wrong[0]] += 1
         out.append(Agreement(subject, kind, precision, len(reference),
                              {f: float(np.mean(p == reference)) for f, p in paths.items()},
                              min(pairs, key=lambda pair: pair[2]),
-                             int((stacked != stacked[0]).any(axis=0).sum()), dict(odd)))
+                             int(split.sum()), dict(odd)))
     return out
 
 
