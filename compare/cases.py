@@ -61,10 +61,11 @@ class Kind(str, Enum):
     DRIFT = "drift"  # live PyTorch vs stored golden outputs
     ARCHITECTURE = "architecture"  # parameters and MACs vs published figures
     LATENCY = "latency"
+    SPARSITY = "sparsity"  # a pruned model's sparsity (or removed channels) in the artifact's stored weights
     DETECTION = "detection"  # a deliberately broken conversion, and what caught it
 
 
-LINE_KINDS = (Kind.ARCHITECTURE.value, Kind.DETECTION.value)  # rows that are one line of text
+LINE_KINDS = (Kind.ARCHITECTURE.value, Kind.DETECTION.value, Kind.SPARSITY.value)  # rows that are one line of text
 
 
 class Outcome(str, Enum):
@@ -127,7 +128,7 @@ class ResultRow:
     case: str
     kind: str
     subject: str = ""
-    arch: str = ""  # the registered architecture (the report's matrix row)
+    arch: str = ""  # the registered architecture, or a variant's subject id (the report's matrix row)
     population: str = ""  # "natural", "digits" or "user": which inputs the subject runs on
     format: str | None = None
     precision: str | None = None

@@ -20,13 +20,17 @@ def build_weights(params: dict, out_dir: Path) -> None:
 
 
 def load(subject_params: dict, weights_file: Path):
-    """The subject's network with weights from a built artifact (strict: every key must match)."""
+    """The subject's network with weights from a built artifact (strict: every key must match; a
+    structurally pruned variant's narrower tensors narrow their modules first, models.variants.fit_shapes)."""
     from safetensors.torch import load_file
 
     from models import Subject
+    from models.variants import fit_shapes
 
     net = Subject.from_params(subject_params).network()
-    net.load_state_dict(load_file(str(weights_file)))
+    state = load_file(str(weights_file))
+    fit_shapes(net, state)
+    net.load_state_dict(state)
     return net.eval()
 
 

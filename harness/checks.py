@@ -12,7 +12,7 @@ def row_for(case_or_subject, kind: str, **fields) -> ResultRow:
     """A result row for a case (or a subject), with `fields` set on top."""
     subject = getattr(case_or_subject, "subject", case_or_subject)
     base = {"case": getattr(case_or_subject, "id", subject.id), "kind": kind, "subject": subject.id,
-            "arch": subject.model, "population": subject.population,
+            "arch": subject.report_row, "population": subject.population,
             "format": getattr(case_or_subject, "format", None), "precision": getattr(case_or_subject, "precision", None)}
     return ResultRow(**{**base, **fields})
 

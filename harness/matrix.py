@@ -21,14 +21,30 @@ class RunMatrix:
     budgets: object  # compare.budgets.Budgets
     known: object  # compare.known_failures.KnownFailures
 
-    def cases(self, subjects, latency: bool = False) -> list:
+    @property
+    def pruned(self) -> list:
+        """The pruned variants among the trained subjects (models.variants): the sparsity cases'."""
+        from models.variants import VARIANTS
+
+        return [s for s in self.trained if s.variant and VARIANTS[s.variant]["kind"] == "prune"]
+
+    @property
+    def variants(self) -> list:
+        """The pruned and distilled variants among the trained subjects with the model they are made from:
+        the latency pass times them beside the natural subjects (the seed-shaped table's latency)."""
+        from models.variants import base_id
+
+        return [s for s in self.trained if s.variant or (s.id == base_id() and any(t.variant for t in self.trained))]
+
+    def cases(self, subjects, latency: bool = False, inspected: bool = False) -> list:
         """subject x format x precision in sorted id order (every xdist worker must agree). Latency rows
-        include formats outside the parity matrix (PyTorch eager, the reference)."""
+        include formats outside the parity matrix (PyTorch eager, the reference); `inspected` keeps the formats
+        whose artifacts' stored weights can be read (Format.weights)."""
         from converters import formats
         from converters.pipeline import Case
 
-        out = [Case(s, f.name, p) for s in subjects for f in formats.formats() if f.in_matrix or latency
-               for p in f.precisions]
+        out = [Case(s, f.name, p) for s in subjects for f in formats.formats()
+               if (f.in_matrix or latency) and (f.weights or not inspected) for p in f.precisions]
         return sorted(out, key=lambda c: c.id)
 
 

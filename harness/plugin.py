@@ -23,6 +23,8 @@ MARKERS = {
     "latency": "pytest-benchmark latency cases; a serial pass of their own: pytest -n 0 -m latency",
     "slow": "heavy models (ResNet-50): only in the full matrix (tox -e matrix)",
     "extended": "models beyond CI's representative profile (tox -e tests deselects them; tox -e matrix runs them)",
+    "sparsity": "a pruned model's zeros or removed channels, read from each converted artifact's weights",
+    "variant": "pruned and distilled variants of a digits model (models.variants)",
     "fuzz": "the long fuzzing profile (generated architectures through every path): pytest -m fuzz",
 }
 
@@ -83,7 +85,7 @@ def _check_baseline(config) -> None:
 
 def _marks(case_or_subject, kind: str, fmt=None, group: str | None = None):
     subject = getattr(case_or_subject, "subject", case_or_subject)
-    marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in subject.entry.marks]
+    marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in (*subject.entry.marks, *subject.marks)]
     if group:  # with --dist loadgroup, one worker converts a model while the others convert other models
         marks.append(pytest.mark.xdist_group(group))
     if fmt is not None:
@@ -108,15 +110,19 @@ def pytest_generate_tests(metafunc):
         files = metafunc.config.stash.get(MODEL_FILES_KEY, {})
         metafunc.parametrize("models_file", [pytest.param((spec, *files[spec]), id=Path(spec).name)
                                              for spec in sorted(files)])
-    if not {"parity_case", "accuracy_case", "latency_case", "natural_subject", "trained_subject"} & set(names):
+    if not {"parity_case", "accuracy_case", "latency_case", "sparsity_case", "natural_subject",
+            "trained_subject"} & set(names):
         return
     matrix = load_matrix(metafunc.config)
     if "parity_case" in names:
         metafunc.parametrize("parity_case", _case_params(matrix.cases(matrix.natural), "parity"))
     if "accuracy_case" in names:
         metafunc.parametrize("accuracy_case", _case_params(matrix.cases(matrix.accuracy), "accuracy"))
+    if "sparsity_case" in names:
+        metafunc.parametrize("sparsity_case", _case_params(matrix.cases(matrix.pruned, inspected=True), "sparsity"))
     if "latency_case" in names:
-        metafunc.parametrize("latency_case", _case_params(matrix.cases(matrix.natural, latency=True), "latency",
+        metafunc.parametrize("latency_case", _case_params(matrix.cases(matrix.natural + matrix.variants, latency=True),
+                                                          "latency",
                                                           grouped=False))
     for fixture, subjects in (("natural_subject", matrix.natural), ("trained_subject", matrix.trained)):
         if fixture in names:

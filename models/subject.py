@@ -23,6 +23,13 @@ class Subject:
     input_size: int | None = None
     weights: object = None  # a models.weights source; None -> the registered source
     data: str = "natural"  # "natural" photo crops, "digits", or "folder:<dir>"
+    marks: tuple = ()  # pytest markers of this subject's cases beyond its model's (models.variants)
+    variant: str = ""  # a pruned or distilled variant of a digits model (models.variants): "prune75u", "kd"
+
+    @property
+    def report_row(self) -> str:
+        """The report's matrix row: the architecture, or a variant's own subject id (beside its base)."""
+        return self.id if self.variant else self.model
 
     @classmethod
     def of(cls, model: str, weights=None, **kwargs) -> "Subject":
@@ -103,7 +110,9 @@ class Subject:
         """Convolution and linear multiply-accumulates for one input (models.builder.count_macs)."""
         from models.builder import count_macs
 
-        return count_macs(self.network(), self.input_shapes(1) if self.user else self.arch().input)
+        # a variant's own network: structured pruning removed channels
+        net = self.build() if self.variant else self.network()
+        return count_macs(net, self.input_shapes(1) if self.user else self.arch().input)
 
     def network(self):
         """The network without the subject's weights applied (a table built, or the user's factory called;

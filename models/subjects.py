@@ -34,7 +34,14 @@ def digits() -> list[Subject]:
     mode = weights_mode()
     return [Subject.of(name, Shipped(f"{name}_digits") if mode == "shipped" else Trained("digits"),
                        id=f"{name}_digits", num_classes=10, input_size=DIGITS_SIZE, data="digits")
-            for name in names() if not get(name).held_out and get(name).arch is not None]
+            for name in names() if not get(name).held_out and get(name).arch is not None] + variants()
+
+
+def variants() -> list[Subject]:
+    """The pruned and distilled variants of a digits model (models.variants), shipped weights."""
+    from models import variants as made
+
+    return made.subjects()
 
 
 def user_folder(model: str, folder: str, checkpoint: str | None = None) -> Subject:

@@ -67,8 +67,9 @@ def _shifted(x: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndarray:
     return np.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
 
 
-def train(net, arch, task: str = "digits", recipe: dict = RECIPE, log=print) -> dict:
-    """Train `net` (already initialized) in place on `task`; returns its metrics."""
+def train(net, arch, task: str = "digits", recipe: dict = RECIPE, log=print, loss_fn=None) -> dict:
+    """Train `net` (already initialized) in place on `task`; returns its metrics. `loss_fn(logits, x, y)`
+    replaces cross-entropy (models.variants distils with it)."""
     import torch
 
     from models import digits
@@ -90,7 +91,9 @@ def train(net, arch, task: str = "digits", recipe: dict = RECIPE, log=print) -> 
         for i in range(0, len(order), recipe["batch"]):
             idx = order[i:i + recipe["batch"]]
             xb = torch.from_numpy(_shifted(x_train[idx], rng, recipe["shift"]))
-            loss = torch.nn.functional.cross_entropy(net(xb), torch.from_numpy(y_train[idx]))
+            yb = torch.from_numpy(y_train[idx])
+            logits = net(xb)
+            loss = loss_fn(logits, xb, yb) if loss_fn else torch.nn.functional.cross_entropy(logits, yb)
             opt.zero_grad()
             loss.backward()
             opt.step()

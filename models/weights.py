@@ -278,8 +278,15 @@ class Shipped:
         return {"kind": self.KIND, "file": path.name, "sha256": sha}
 
     def apply(self, net: nn.Module, arch) -> None:
+        import json
+
         path, _ = self.resolve()
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()})
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
+        if json.loads(MANIFEST.read_text())[self.name]["recipe"].get("structure") == "pruned":
+            from models.variants import fit_shapes
+
+            fit_shapes(net, state)  # channels removed by structured pruning: narrower modules
+        net.load_state_dict(state)
         net.eval()
 
 

@@ -120,6 +120,8 @@ def build_matrix(rows: list[ResultRow], column_order: list[str]) -> Matrix:
     for r in rows:
         if r.kind not in ("parity", "accuracy", "latency") or r.column is None:
             continue
+        if r.kind == "latency" and r.population == "digits":
+            continue  # the digits model the variants come from shares its architecture's row: report.variants
         cell = cells.setdefault((r.arch, r.column), Cell())
         setattr(cell, r.kind, r)
         if r.error:
@@ -288,6 +290,9 @@ def document(env: dict, rows: list[ResultRow], matrix: Matrix, card, pictures: l
     if paths is not None:
         blocks += [Heading(2, "Cross-path agreement"), Paragraph(crosspath.__doc__.split("\n\n")[1].replace("\n", " ")),
                    paths]
+    from report import variants
+
+    blocks += variants.blocks(rows, matrix.columns)
     known = known_failures(rows)
     if known:
         blocks += [Heading(2, "Known failures"), Bullets([(f"{kind} {case}", reason) for kind, case, reason in known])]

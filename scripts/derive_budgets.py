@@ -12,7 +12,8 @@ The rules. For the suites parity and trained, per precision and metric, in error
 1 - top-1 agreement, noise-to-signal power 10^(-SNR/10), max abs error):
 
   clean    every measured case of that suite and precision, on every CPU configuration, except held-out
-           models (registry `held_out`) and declared known failures
+           models (registry `held_out`), the pruned and distilled variants (models.variants) and declared
+           known failures
   ceiling  twice the worst clean error: a conversion twice as noisy as the worst correct one fails (3 dB in
            SNR); never tighter than float32 round-off across CPUs and runtimes (ALLOWANCE), nor, for top-1
            agreement, than one sample (1/32 of the golden set, 1/400 of the labelled split)
@@ -175,9 +176,12 @@ def excess_ceiling(values: list[float]) -> tuple[float, str]:
 
 
 def held_out_models() -> set[str]:
+    """Rows judged by the budgets and not fitted into them: held-out models (registry `held_out`) and the
+    pruned and distilled variants (models.variants; their rows' `arch` is their subject id)."""
+    from models import variants
     from models.registry import get, names
 
-    return {n for n in names() if get(n).held_out}
+    return {n for n in names() if get(n).held_out} | {s.id for s in variants.subjects()}
 
 
 def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, list[str]]:

@@ -49,6 +49,9 @@ class Format:
     requires: tuple[str, ...] = ()
     install_hint: str = ""
     precisions_declared: tuple[Precision, ...] = ()
+    # weights(path) -> [StoredTensor]: the artifact's stored constant tensors (compare.sparsity reads the
+    # filters and matrices among them: is a pruned model's sparsity kept?). None: not inspected.
+    weights: Callable | None = None
 
     @property
     def precisions(self) -> tuple[str, ...]:

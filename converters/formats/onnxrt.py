@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from compare.metrics import constant_error
+from converters import stored_weights
 from converters.formats import CALIBRATION, Format, Step, register
 from converters.formats import pytorch  # noqa: F401  (registers the weights step this format exports from)
 from converters.torch_weights import WEIGHTS_FILE, load
@@ -244,4 +245,4 @@ register(Format("onnx", {"fp32": ("onnx", ONNX_FILE), "int8": ("onnx_int8", ONNX
                 OrtRunner, steps=(EXPORT, STATIC, DYNAMIC, SIM_STATIC, SIM_DYNAMIC),
                 references={"int8": ("onnx_int8_reference", REFERENCE_FILE),
                             "dynamic_int8": ("onnx_dynamic_int8_reference", REFERENCE_FILE)},
-                reference_runner=reference_runner))
+                reference_runner=reference_runner, weights=stored_weights.onnx_weights))

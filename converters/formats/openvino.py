@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converters import stored_weights
 from converters.formats import CALIBRATION, Format, Step, register
 from converters.formats import pytorch  # noqa: F401  (the weights step this format converts from)
 from converters.onnx_names import CALIBRATION_FILE, OUTPUT_NAME
@@ -157,4 +158,5 @@ QUANTIZE = Step("openvino_int8", quantize, needs=("openvino", CALIBRATION), tool
                 options={"nncf": "suite"})
 register(Format("openvino", {"fp32": ("openvino", IR_FILE), "int8": ("openvino_int8", IR_FILE)},
                 OpenVinoRunner, steps=(CONVERT, QUANTIZE), requires=("openvino", "nncf"),
-                install_hint="pip install -c constraints.txt -e '.[openvino]'"))
+                install_hint="pip install -c constraints.txt -e '.[openvino]'",
+                weights=stored_weights.openvino_weights))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converters import stored_weights
 from converters.formats import Format, Step, register
 from converters.formats import tflite  # noqa: F401  (the tflite step that writes the SavedModel)
 from converters.tflite_convert import SAVED_MODEL_DIR
@@ -77,4 +78,5 @@ class SavedModelRunner:
 
 EXTRACT = Step("savedmodel", extract, needs=("tflite",), tools=TOOLS)
 register(Format("savedmodel", {"fp32": ("savedmodel", ARTIFACT)}, SavedModelRunner, steps=(EXTRACT,),
-                requires=("tensorflow",), install_hint="pip install tensorflow (already a dependency of onnx2tf)"))
+                requires=("tensorflow",), install_hint="pip install tensorflow (already a dependency of onnx2tf)",
+                weights=stored_weights.savedmodel_weights))

@@ -3,7 +3,7 @@ every variant), the `tflite_reference` step (converters.tflite_simulation) and t
 (converters.tflite_runtime: the ai-edge-litert Interpreter)."""
 from __future__ import annotations
 
-from converters import tflite_convert, tflite_runtime, tflite_simulation
+from converters import stored_weights, tflite_convert, tflite_runtime, tflite_simulation
 from converters.formats import CALIBRATION, Format, Step, register
 from converters.formats import onnxrt  # noqa: F401  (the onnx step this format converts from)
 
@@ -17,4 +17,4 @@ register(Format("tflite", {p: ("tflite", f"{tflite_convert.SAVED_MODEL_DIR}/{f}"
                            for p, f in tflite_convert.PRECISION_FILES.items()},
                 tflite_runtime.TFLiteRunner, steps=(CONVERT, SIMULATE),
                 references={p: ("tflite_reference", f"reference_{p}.tflite") for p in REFERENCE_PRECISIONS},
-                reference_runner=tflite_runtime.reference_runner))
+                reference_runner=tflite_runtime.reference_runner, weights=stored_weights.tflite_weights))

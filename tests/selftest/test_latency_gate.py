@@ -42,7 +42,7 @@ def test_a_case_whose_baselines_disagree_is_not_gated(tmp_path, capsys):
 
     baselines = [report("b0", steady=1.0, eager=1.0), report("b1", steady=1.01, eager=1.2),
                  report("b2", steady=1.0, eager=1.1)]
-    assert latency_gate.main([*baselines, report("ok", steady=1.02, eager=1.4)]) == 0
+    assert latency_gate.main(["--confirm=0", *baselines, report("ok", steady=1.02, eager=1.4)]) == 0
     assert "NOT GATED eager" in capsys.readouterr().out
-    assert latency_gate.main([*baselines, report("slow", steady=1.2, eager=1.0)]) == 1
+    assert latency_gate.main(["--confirm=0", *baselines, report("slow", steady=1.2, eager=1.0)]) == 1
     assert "SLOWER steady" in capsys.readouterr().out

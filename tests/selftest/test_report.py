@@ -123,3 +123,40 @@ def test_cross_path_agreement_names_the_path_that_alone_is_wrong(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "## Cross-path agreement" in md and "| mobilenet_v2 | int8 | 20 parity inputs |" in md
     assert "tflite 3" in md
+
+
+def test_optimized_variants_table_shows_accuracy_share_latency_and_sparsity(tmp_path):
+    """The seed-shaped table: the baseline and each variant per column (accuracy, its share of the
+    baseline's PyTorch accuracy, latency), the sparsity kept or lost per artifact, and the distilled student
+    beside its control. A variant's rows are its own matrix row, not its architecture's."""
+    def accuracy(subject, column, acc, ref, outcome="passed"):
+        fmt, precision = column.split("-")
+        return ResultRow(case=f"{subject}-{column}", kind="accuracy", subject=subject,
+                         arch=subject if subject != "mobilenet_v2_digits" else "mobilenet_v2", format=fmt,
+                         precision=precision, accuracy=acc, reference_accuracy=ref, accuracy_drop=ref - acc,
+                         outcome=outcome, population="digits")
+
+    pruned = "mobilenet_v2_digits_prune75u"
+
+    def other(subject, kind, arch, **fields):
+        return ResultRow(case=f"{subject}-onnx-int8", kind=kind, subject=subject, arch=arch, format="onnx",
+                         precision="int8", population="digits", **fields)
+
+    rows = [accuracy("mobilenet_v2_digits", "onnx-int8", 98.0, 98.5),
+            accuracy(pruned, "onnx-int8", 96.0, 97.75, outcome="failed"),
+            accuracy("mobilenet_v2_digits_kd", "onnx-int8", 97.5, 97.75),
+            other(pruned, "latency", pruned, latency_ms=1.25, outcome="passed"),
+            other("mobilenet_v2_digits", "latency", "mobilenet_v2", latency_ms=1.5),
+            other(pruned, "sparsity", pruned, outcome="failed", line=f"{pruned}-onnx-int8: LOST",
+                  metrics={"sparsity": 0.1, "torch_sparsity": 0.728, "weight_elements": 100,
+                           "base_weight_elements": 100, "torch_params_ratio": 1.0, "size_ratio": 1.0,
+                           "structured": 0.0, "kept": 0.0})]
+    write_report(rows, tmp_path, {**ENV, "columns": ["onnx-int8"]})
+    md = (tmp_path / "report.md").read_text()
+    assert "## Optimized variants" in md
+    assert "| mobilenet_v2_digits (baseline) | 98.50 % (100.0 %) | 98.00 % (99.5 %)" in md
+    assert "96.00 % (97.5 %)<br>1.25 ms" in md.replace("\n", "")
+    assert "zeros 0.100 (PyTorch 0.728)" in md and "**LOST**" in md
+    assert "| onnx-int8 | 98.00 % | 97.50 % | +0.50 pt | +0.25 pt |" in md
+    # the baseline's digits latency does not replace its architecture's natural-image latency in the matrix
+    assert "1.50 ms" not in md.split("## Optimized variants")[0]
