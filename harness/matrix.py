@@ -34,7 +34,8 @@ class RunMatrix:
         the latency pass times them beside the natural subjects (the seed-shaped table's latency)."""
         from models.variants import base_id
 
-        return [s for s in self.trained if s.variant or (s.id == base_id() and any(t.variant for t in self.trained))]
+        made = [s for s in self.trained if s.variant]
+        return [s for s in self.trained if s.variant or (made and s.id == base_id())]
 
     def cases(self, subjects, latency: bool = False, inspected: bool = False) -> list:
         """subject x format x precision in sorted id order (every xdist worker must agree). Latency rows

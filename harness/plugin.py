@@ -85,7 +85,8 @@ def _check_baseline(config) -> None:
 
 def _marks(case_or_subject, kind: str, fmt=None, group: str | None = None):
     subject = getattr(case_or_subject, "subject", case_or_subject)
-    marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in (*subject.entry.marks, *subject.marks)]
+    names = (*subject.entry.marks, *subject.marks)
+    marks = [getattr(pytest.mark, kind)] + [getattr(pytest.mark, m) for m in names]
     if group:  # with --dist loadgroup, one worker converts a model while the others convert other models
         marks.append(pytest.mark.xdist_group(group))
     if fmt is not None:
@@ -119,11 +120,11 @@ def pytest_generate_tests(metafunc):
     if "accuracy_case" in names:
         metafunc.parametrize("accuracy_case", _case_params(matrix.cases(matrix.accuracy), "accuracy"))
     if "sparsity_case" in names:
-        metafunc.parametrize("sparsity_case", _case_params(matrix.cases(matrix.pruned, inspected=True), "sparsity"))
+        metafunc.parametrize("sparsity_case",
+                             _case_params(matrix.cases(matrix.pruned, inspected=True), "sparsity"))
     if "latency_case" in names:
-        metafunc.parametrize("latency_case", _case_params(matrix.cases(matrix.natural + matrix.variants, latency=True),
-                                                          "latency",
-                                                          grouped=False))
+        timed = matrix.cases(matrix.natural + matrix.variants, latency=True)
+        metafunc.parametrize("latency_case", _case_params(timed, "latency", grouped=False))
     for fixture, subjects in (("natural_subject", matrix.natural), ("trained_subject", matrix.trained)):
         if fixture in names:
             kind = next(m.name for m in metafunc.definition.iter_markers() if m.name in MARKERS)
