@@ -33,8 +33,9 @@ class StoredTensor:
 
 
 def is_weight(t: StoredTensor) -> bool:
-    """A filter or matrix: two axes longer than 1 (a [1, C, 1, 1] per-channel scale, an unfolded BatchNorm's
-    or a quantizer's range, is a vector however it is shaped)."""
+    """A filter or matrix: two axes longer than 1. A [1, C, 1, 1] or [C, 1, 1, 1] constant is a vector however
+    it is shaped: OpenVINO stores each convolution's bias (the folded BatchNorm shift) as [1, C, 1, 1] for an
+    Add, NNCF its per-channel weight scales as [C, 1, 1, 1]."""
     return sum(d > 1 for d in t.values.shape) >= 2 and t.values.size >= MIN_ELEMENTS and t.values.dtype.kind in "fiu"
 
 
