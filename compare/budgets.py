@@ -30,6 +30,8 @@ BUDGET_KEYS = {
     "max_excess_error_db": "excess_error_db",
     "min_snr_db": "snr_db",
     "max_accuracy_drop": "accuracy_drop",
+    # a QAT model's learned activation scales found in the artifact (compare.qat)
+    "min_scales_kept": "scales_kept",
     "min_accuracy": "accuracy",
     # outputs of other kinds (compare.outputs): [kinds.<kind>.<precision>]
     "min_variation_snr_db": "variation_snr_db",

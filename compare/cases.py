@@ -63,9 +63,11 @@ class Kind(str, Enum):
     LATENCY = "latency"
     SPARSITY = "sparsity"  # a pruned model's sparsity (or removed channels) in the artifact's stored weights
     DETECTION = "detection"  # a deliberately broken conversion, and what caught it
+    QAT = "qat"  # a QAT model's learned activation scales in the artifact
 
 
-LINE_KINDS = (Kind.ARCHITECTURE.value, Kind.DETECTION.value, Kind.SPARSITY.value)  # rows that are one line of text
+# rows that are one line of text
+LINE_KINDS = (Kind.ARCHITECTURE.value, Kind.DETECTION.value, Kind.SPARSITY.value, Kind.QAT.value)
 
 
 class Outcome(str, Enum):

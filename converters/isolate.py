@@ -71,8 +71,14 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_gb: float, env=None) -> None:
-    """Run `python -m converters.worker step` with `out_dir` as its working directory.
+PROGRESS_PREFIX = "[convsuite] "  # a step's own progress lines (training epochs, QAT steps) start with it
+
+
+def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_gb: float, env=None,
+             on_progress=None) -> None:
+    """Run `python -m converters.worker step` with `out_dir` as its working directory. `on_progress(line)`
+    gets each line the step prints that starts with PROGRESS_PREFIX (but the worker's own), as it prints it:
+    a training step's epochs reach the run's live progress instead of waiting in its log.
 
     Raises ConversionError on a non-zero exit, a signal, a timeout or the memory ceiling.
     """
@@ -87,7 +93,9 @@ def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_g
                                 start_new_session=True)
         ps = psutil.Process(proc.pid)
         reason = None
+        follow = _Follow(log_path, on_progress)
         while proc.poll() is None:
+            follow.poll()
             elapsed = time.monotonic() - start
             if elapsed > timeout:
                 reason = f"timed out after {timeout:.0f} s (killed)"
@@ -98,6 +106,7 @@ def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_g
                 break
             time.sleep(0.2)
     rc = proc.wait()
+    follow.poll()
     if reason is None and rc != 0:
         reason = (f"crashed with signal {signal.Signals(-rc).name}" if rc < 0 else f"failed with exit code {rc}")
     if reason:
@@ -136,3 +145,26 @@ def inject_fault(step: str, subject: str = "") -> None:
             hog.append(b"\x01" * (256 * 2**20))  # touched pages, so RSS really grows
             time.sleep(0.05)
     raise ValueError(f"unknown fault {fault!r} in {FAULT_ENV}; use crash, segfault, hang or oom")
+
+
+class _Follow:
+    """The progress lines a step's log gained since the last poll, passed on whole."""
+
+    def __init__(self, path: Path, on_line):
+        self.path, self.on_line, self.offset, self.partial = path, on_line, 0, b""
+
+    def poll(self) -> None:
+        if self.on_line is None:
+            return
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+                self.offset = f.tell()
+        except OSError:
+            return
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith(PROGRESS_PREFIX) and not line.startswith(f"{PROGRESS_PREFIX}step "):
+                self.on_line(line[len(PROGRESS_PREFIX):])

@@ -76,7 +76,7 @@ class Pipeline:
 
     # --- what tests ask for ------------------------------------------------------------------------------
     def artifact(self, case: Case) -> Path:
-        step_name, relative = formats.get(case.format).artifacts[case.precision]
+        step_name, relative = formats.get(case.format).artifact_of(case.precision, case.subject)
         return self.entry(step_name, case.subject) / relative
 
     def artifact_size(self, case: Case) -> int:
@@ -95,15 +95,15 @@ class Pipeline:
         runtime versions and CPU (with any oneDNN ISA cap: under ONEDNN_MAX_CPU_ISA=AVX2 PyTorch and
         OpenVINO run AVX2's kernels): the same artifact on the same CPU computes the same outputs, so a warm run
         re-judges them without running the model again."""
-        step_name, relative = formats.get(case.format).artifacts[case.precision]
+        step_name, relative = formats.get(case.format).artifact_of(case.precision, case.subject)
         return self._run_once(case, step_name, relative, inputs, reference=False)
 
     def simulated_outputs(self, case: Case, inputs: np.ndarray) -> tuple[np.ndarray | None, dict]:
         """The simulated reference's outputs (cached like `outputs`) and its static checks, or (None, {})."""
         fmt = formats.get(case.format)
-        if case.precision not in fmt.references:
+        if fmt.reference_of(case.precision, case.subject) is None:
             return None, {}
-        step_name, relative = fmt.references[case.precision]
+        step_name, relative = fmt.reference_of(case.precision, case.subject)
         checks = (self.entry(step_name, case.subject) / relative).with_suffix(".json")
         static = {k: v for k, v in json.loads(checks.read_text()).items() if isinstance(v, (int, float))} \
             if checks.is_file() else {}
@@ -156,6 +156,36 @@ class Pipeline:
                                                            shapes=subject.sample_shapes()))
 
         hit = self.cache.get_or_build("reference_outputs", key, build, {"subject": subject.id})
+        return np.load(hit.path / "outputs.npy")
+
+    def learned_quantization(self, case: Case) -> bool:
+        """Does the case's artifact carry its subject's learned quantization (a QAT variant on a path that
+        keeps it: Format.qat_artifacts)?"""
+        from models.qat import learned
+
+        return learned(case.subject) and case.precision in formats.get(case.format).qat_artifacts
+
+    def expected_outputs(self, case: Case, inputs: np.ndarray) -> np.ndarray:
+        """What the case's artifact should compute: PyTorch's outputs, or, where the artifact carries a QAT
+        model's learned quantization, the learned fake-quantized network's (what QAT trained; its float
+        weights alone are a different model). Cached like `reference_outputs`."""
+        if not self.learned_quantization(case):
+            return self.reference_outputs(case.subject, inputs)
+        from converters.torch_weights import reference_outputs
+        from models import qat
+        from models.images import array_digest
+
+        subject = case.subject
+        key = make_key({"weights": content_key(self.entry("weights", subject)), "inputs": array_digest(inputs),
+                        "qat": subject.weights_source().identity(), "torch": tool_version("torch"),
+                        "code": codehash.digest(("models.qat", "converters.torch_weights"))})
+
+        def build(tmp: Path) -> None:
+            net = qat.quantized_network(self.torch_model(subject), qat.shipped_state(subject),
+                                        subject.input_shapes(1)[0])
+            np.save(tmp / "outputs.npy", reference_outputs(net, inputs))
+
+        hit = self.cache.get_or_build("reference_outputs", key, build, {"subject": subject.id, "qat": True})
         return np.load(hit.path / "outputs.npy")
 
     # --- the chain ----------------------------------------------------------------------------------------
@@ -215,7 +245,8 @@ class Pipeline:
             started = time.monotonic()
             self.progress(f"{step.name} {subject.id}: started")
             try:
-                run_step(step.name, params, tmp, timeout=self.timeout, memory_gb=self.memory_gb, env=step.env)
+                run_step(step.name, params, tmp, timeout=self.timeout, memory_gb=self.memory_gb, env=step.env,
+                         on_progress=lambda line: self.progress(f"{step.name} {subject.id}: {line}"))
                 self.progress(f"{step.name} {subject.id}: built in {time.monotonic() - started:.0f} s")
             except ConversionError as exc:
                 self.progress(f"{step.name} {subject.id}: FAILED after {time.monotonic() - started:.0f} s")

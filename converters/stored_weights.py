@@ -114,3 +114,52 @@ def savedmodel_weights(path: Path) -> list[StoredTensor]:
             if isinstance(value, np.ndarray):
                 out.append(StoredTensor(name, value))
     return out
+
+
+# --- activation quantization scales (Format.scales; compare.qat judges them) -------------------------------
+def onnx_activation_scales(path: Path) -> list[float]:
+    """The scale of every QuantizeLinear on an activation (its input is computed, not an initializer)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    init = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [float(np.reshape(init[n.input[1]], -1)[0]) for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[0] not in init and n.input[1] in init
+            and np.size(init[n.input[1]]) == 1]
+
+
+def tflite_activation_scales(path: Path) -> list[float]:
+    """The scale of every int8/uint8/int16 tensor without a buffer of its own (an activation), per tensor."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    quantized = {schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.INT16}
+    model = flatbuffer_utils.read_model(str(path))
+    out = []
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
+            q = tensor.quantization
+            if (data is None or len(data) == 0) and tensor.type in quantized and q is not None \
+                    and q.scale is not None and len(q.scale) == 1:
+                out.append(float(q.scale[0]))
+    return out
+
+
+def openvino_activation_scales(path: Path) -> list[float]:
+    """The step of every FakeQuantize on an activation (its input is not a Constant):
+    (input_high - input_low) / (levels - 1), per tensor."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+    out = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "FakeQuantize" or op.input_value(0).get_node().get_type_name() == "Constant":
+            continue
+        low, high = (op.input_value(i).get_node() for i in (1, 2))
+        if low.get_type_name() != "Constant" or high.get_type_name() != "Constant" or low.get_data().size != 1:
+            continue
+        levels = int(op.get_attributes()["levels"])
+        out.append(float((high.get_data().reshape(-1)[0] - low.get_data().reshape(-1)[0]) / (levels - 1)))
+    return out

@@ -26,7 +26,7 @@ def _entry(pipeline, case) -> Path:
     """The cache entry holding the case's artifact (a TFLite artifact sits in a sub-folder of it)."""
     from converters import formats
 
-    return pipeline.entry(formats.get(case.format).artifacts[case.precision][0], case.subject)
+    return pipeline.entry(formats.get(case.format).artifact_of(case.precision, case.subject)[0], case.subject)
 
 
 def wanted(mode: str, outcome) -> bool:

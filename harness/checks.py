@@ -47,8 +47,10 @@ def output_verdicts(case_id: str, precision: str, expected: np.ndarray, outputs:
             return verdicts
         # against the reference directly (recorded; rounding differences grow through sensitive networks),
         # and judged by the excess error over the reference and by the stored constants (static)
+        float_floor = budgets.for_case(suite, case_id, "fp32").limits.get("min_snr_db") \
+            if budgets.has(suite, "fp32") else None
         metrics = {**parity_metrics(reference, outputs), **(static or {}),
-                   "excess_error_db": excess_error_db(expected, reference, outputs)}
+                   "excess_error_db": excess_error_db(expected, reference, outputs, float_floor)}
         verdicts.append(judge(case_id, "reference", metrics, budget))
     return verdicts
 

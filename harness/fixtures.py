@@ -42,7 +42,8 @@ def pipeline(pytestconfig):
 
 @pytest.fixture(scope="session")
 def golden_store(pytestconfig, pipeline):
-    """golden_store(subject) -> Golden; regenerated from live PyTorch only under --update-golden."""
+    """golden_store(subject) -> Golden; regenerated from live PyTorch only under --update-golden. A real-weight
+    QAT subject (models.qat) gets its float model's: it is judged by agreement with it."""
     from compare import golden
     from models import datasets
     from models.images import array_digest
@@ -50,6 +51,9 @@ def golden_store(pytestconfig, pipeline):
     root, update, done = Path(pytestconfig.getoption(opt.GOLDEN_DIR)), pytestconfig.getoption(opt.UPDATE_GOLDEN), {}
 
     def get(subject):
+        from models.qat import float_source
+
+        subject = float_source(subject) or subject  # a real-weight QAT subject: its float model's outputs
         if subject.id not in done:
             inputs = datasets.parity_inputs(subject)
             identity, digest = subject.identity(), array_digest(inputs)

@@ -3,7 +3,7 @@ the budgets and the known failures. Built only when a collected test asks for a 
 typo in budgets.toml stops matrix runs with a usage error and leaves the pure self-tests alone."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ class RunMatrix:
     accuracy: list  # subjects of the accuracy cases: the trained ones, or the user's folder subject
     budgets: object  # compare.budgets.Budgets
     known: object  # compare.known_failures.KnownFailures
+    qat_natural: list = field(default_factory=list)  # real-weight QAT subjects (models.qat): int8 parity cases
 
     @property
     def pruned(self) -> list:
@@ -27,6 +28,21 @@ class RunMatrix:
         from models.variants import VARIANTS
 
         return [s for s in self.trained if s.variant and VARIANTS[s.variant]["kind"] == "prune"]
+
+    def qat_cases(self, subjects=None) -> list:
+        """Every QAT subject (the trained ones' QAT variant, and the real-weight ones) x format with an
+        activation-scale reader x the static int8 precision (the one whose activation scales QAT learns)."""
+        from models.qat import learned
+
+        subjects = self.trained + self.qat_natural if subjects is None else subjects
+        return [c for c in self.cases([s for s in subjects if learned(s)])
+                if c.precision == "int8" and formats_scales(c.format)]
+
+    @property
+    def parity_subjects(self) -> list:
+        """The parity cases' subjects: every natural one, and the real-weight QAT subjects (models.qat),
+        which are judged against their float model's golden outputs."""
+        return self.natural + self.qat_natural
 
     @property
     def variants(self) -> list:
@@ -45,8 +61,15 @@ class RunMatrix:
         from converters.pipeline import Case
 
         out = [Case(s, f.name, p) for s in subjects for f in formats.formats()
-               if (f.in_matrix or latency) and (f.weights or not inspected) for p in f.precisions]
+               if (f.in_matrix or latency) and (f.weights or not inspected) for p in f.precisions
+               if not s.precisions or p in s.precisions]
         return sorted(out, key=lambda c: c.id)
+
+
+def formats_scales(name: str) -> bool:
+    from converters import formats
+
+    return formats.get(name).scales is not None
 
 
 def weight_overrides(config) -> dict[str, str]:
@@ -78,9 +101,12 @@ def load(config) -> RunMatrix:
         known = KnownFailures.load(config.getoption(opt.KNOWN_FAILURES))
     except (BudgetError, KnownFailureError, subjects.SubjectError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    matrix = RunMatrix(natural, trained, accuracy, budgets, known)
-    ids = {"parity": [c.id for c in matrix.cases(natural)],
-           "accuracy": [c.id for c in matrix.cases(subjects.digits() + subjects.labelled_user_models() + accuracy)]}
+    from models import qat
+
+    matrix = RunMatrix(natural, trained, accuracy, budgets, known, qat.natural_subjects())
+    ids = {"parity": [c.id for c in matrix.cases(matrix.parity_subjects)],
+           "accuracy": [c.id for c in matrix.cases(subjects.digits() + subjects.labelled_user_models() + accuracy)],
+           "qat": [c.id for c in matrix.qat_cases(subjects.digits() + matrix.qat_natural)]}
     try:
         budgets.validate_ids(ids)
         known.validate_ids(ids)

@@ -24,7 +24,8 @@ MARKERS = {
     "slow": "heavy models (ResNet-50): only in the full matrix (tox -e matrix)",
     "extended": "models beyond CI's representative profile (tox -e tests deselects them; tox -e matrix runs them)",
     "sparsity": "a pruned model's zeros or removed channels, read from each converted artifact's weights",
-    "variant": "pruned and distilled variants of a digits model (models.variants)",
+    "variant": "pruned, distilled and quantization-aware trained variants of a digits model (models.variants)",
+    "qat": "a QAT model's learned activation scales, read from each converted int8 artifact",
     "fuzz": "the long fuzzing profile (generated architectures through every path): pytest -m fuzz",
 }
 
@@ -111,19 +112,21 @@ def pytest_generate_tests(metafunc):
         files = metafunc.config.stash.get(MODEL_FILES_KEY, {})
         metafunc.parametrize("models_file", [pytest.param((spec, *files[spec]), id=Path(spec).name)
                                              for spec in sorted(files)])
-    if not {"parity_case", "accuracy_case", "latency_case", "sparsity_case", "natural_subject",
+    if not {"parity_case", "accuracy_case", "latency_case", "sparsity_case", "qat_case", "natural_subject",
             "trained_subject"} & set(names):
         return
     matrix = load_matrix(metafunc.config)
     if "parity_case" in names:
-        metafunc.parametrize("parity_case", _case_params(matrix.cases(matrix.natural), "parity"))
+        metafunc.parametrize("parity_case", _case_params(matrix.cases(matrix.parity_subjects), "parity"))
     if "accuracy_case" in names:
         metafunc.parametrize("accuracy_case", _case_params(matrix.cases(matrix.accuracy), "accuracy"))
     if "sparsity_case" in names:
         metafunc.parametrize("sparsity_case",
                              _case_params(matrix.cases(matrix.pruned, inspected=True), "sparsity"))
+    if "qat_case" in names:
+        metafunc.parametrize("qat_case", _case_params(matrix.qat_cases(), "qat"))
     if "latency_case" in names:
-        timed = matrix.cases(matrix.natural + matrix.variants, latency=True)
+        timed = matrix.cases(matrix.natural + matrix.variants + matrix.qat_natural, latency=True)
         metafunc.parametrize("latency_case", _case_params(timed, "latency", grouped=False))
     for fixture, subjects in (("natural_subject", matrix.natural), ("trained_subject", matrix.trained)):
         if fixture in names:

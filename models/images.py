@@ -16,7 +16,7 @@ from models.builder import InputSpec
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "hubble_deep_field",
           "immunohistochemistry", "china", "flower", "camera", "coins", "grass", "gravel", "brick", "moon")
 STREAM_SEEDS = {"parity": 20240101, "calibration": 20240202, "bn": 20240303, "userdata": 20240404,
-                "distill": 20240505}
+                "distill": 20240505, "qat": 20240606}
 
 
 @lru_cache(maxsize=None)

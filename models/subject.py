@@ -25,6 +25,7 @@ class Subject:
     data: str = "natural"  # "natural" photo crops, "digits", or "folder:<dir>"
     marks: tuple = ()  # pytest markers of this subject's cases beyond its model's (models.variants)
     variant: str = ""  # a pruned or distilled variant of a digits model (models.variants): "prune75u", "kd"
+    precisions: tuple = ()  # the precisions its cases run at (a QAT subject's: int8), empty for every one
 
     @property
     def report_row(self) -> str:
@@ -123,7 +124,15 @@ class Subject:
             return call_factory(self.model, self.user)
         from models.builder import build
 
-        return build(self.arch())
+        net = build(self.arch())
+        if self.variant:
+            from models.variants import VARIANTS
+
+            if VARIANTS[self.variant]["kind"] == "qat":  # trained with BatchNorm folded (models.qat)
+                from models.qat import folded
+
+                return folded(net)
+        return net
 
     def build(self):
         """The network with its weights applied, in eval mode."""
@@ -138,7 +147,8 @@ class Subject:
 
     def to_params(self) -> dict:
         params = {"id": self.id, "model": self.model, "num_classes": self.num_classes,
-                  "input_size": self.input_size, "weights": to_spec(self.weights_source()), "data": self.data}
+                  "input_size": self.input_size, "weights": to_spec(self.weights_source()), "data": self.data,
+                  **({"variant": self.variant} if self.variant else {})}
         if self.user:
             params["origin"] = self.user.origin
         return params

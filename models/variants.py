@@ -17,6 +17,10 @@ float16, sha256 in MANIFEST.json), so every machine judges the same bytes:
                          and budget with a ResNet-50 teacher (resnet50_digits): Hinton's loss, KL of
                          temperature-softened logits blended with cross-entropy. Its control is the base
                          itself (same init, recipe and budget, no teacher)
+    qat                  quantization-aware training from the base's weights (models.qat: BN folded, FX
+                         prepare_qat_fx, 7-bit per-channel weights, uint8 activations, 3 epochs at lr 1e-4).
+                         Ships its learned scales; its int8 artifacts on the paths that read QDQ ONNX carry
+                         them (Format.qat_artifacts), the others quantize its float weights again
 
     python -m models.variants [VARIANT ...]     (needs the `variants` extra: torch-pruning)
 
@@ -38,10 +42,11 @@ VARIANTS = {
     "prune50s": {"kind": "prune", "structured": True, "amount": 0.5, **FINE_TUNE},
     "prune75s": {"kind": "prune", "structured": True, "amount": 0.75, **FINE_TUNE},
     "kd": {"kind": "distill", "teacher": f"{TEACHER}_digits", **KD},
+    "qat": {"kind": "qat", "flow": "torch.ao FX prepare_qat_fx, BatchNorm folded first (models.qat)"},
 }
 VERSION = 1
 # The CI profile runs one of each kind; the rest run in `tox -e matrix`.
-IN_CI = ("prune75u", "prune50s", "kd")
+IN_CI = ("prune75u", "prune50s", "kd", "qat")
 
 
 def base_id() -> str:
@@ -182,6 +187,13 @@ def make(variant: str, log=print) -> tuple[dict, dict, dict]:
     arch = base.arch()
     recipe = {"variant": variant, "version": VERSION, "task": "digits", "base": f"{BASE}_digits", **spec,
               "training": training.RECIPE, "kernels": training.DETERMINISTIC_ENV}
+    if spec["kind"] == "qat":
+        from models import qat
+
+        recipe.update(qat.RECIPE, base_sha256=Shipped(f"{BASE}_digits").identity()["sha256"])
+        state, metrics = qat.make(base.build(), arch, log=log)
+        return state, recipe, {**metrics, "params": sum(v.numel() for k, v in state.items()
+                                                        if not qat.is_qparam(k))}
     if spec["kind"] == "prune":
         net = base.build()
         recipe["base_sha256"] = Shipped(f"{BASE}_digits").identity()["sha256"]
@@ -211,14 +223,20 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="python -m models.variants",
-        description=f"make the pruned and distilled variants of {BASE}_digits with pinned kernels and write "
+        description=f"make the pruned, distilled and quantization-aware trained variants of {BASE}_digits "
+                    "with pinned kernels and write "
                     "models/checkpoints/<id>.safetensors (float16) with their MANIFEST entries")
-    parser.add_argument("variants", nargs="*", help=f"variants to make (default: all of {', '.join(VARIANTS)})")
+    parser.add_argument("variants", nargs="*",
+                        help=f"variants to make (default: all of {', '.join(VARIANTS)}, and the real-weight "
+                             "ImageNet QAT subject mobilenet_v2_torchvision_qat)")
     args = parser.parse_args(argv)
-    todo = args.variants or list(VARIANTS)
-    unknown = sorted(set(todo) - set(VARIANTS))
+    from models import qat
+
+    natural = qat.IMAGENET["id"]
+    todo = args.variants or [*VARIANTS, natural]
+    unknown = sorted(set(todo) - {*VARIANTS, natural})
     if unknown:
-        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}, {natural}")
     from models import training
 
     if any(os.environ.get(k) != v for k, v in training.DETERMINISTIC_ENV.items()):
@@ -230,6 +248,11 @@ def main(argv=None) -> int:
     from models.weights import shipped_state, write_shipped
 
     for variant in todo:
+        if variant == natural:  # the real-weight ImageNet QAT subject (models.qat.IMAGENET)
+            state, recipe, metrics = qat.make_natural(log=lambda line: print(line, flush=True))
+            path = write_shipped(natural, state, {**recipe, "structure": "qat"}, metrics)
+            print(f"[variants] {natural} -> {path}", flush=True)
+            continue
         state, recipe, metrics = make(variant, log=lambda line: print(line, flush=True))
         # the shipped accuracy: float16-rounded parameters, as every machine will load them
         from models.subject import Subject
@@ -237,18 +260,33 @@ def main(argv=None) -> int:
 
         net = Subject.of(BASE, SeededInit(0), id="probe", num_classes=10, input_size=digits.SIZE,
                          data="digits").network()
+        arch = Subject.of(BASE, num_classes=10, input_size=digits.SIZE).arch()
         shipped = shipped_state(state)
-        fit_shapes(net, shipped)
-        net.load_state_dict(shipped)
+        x, y = digits.split(arch.input, "test")
+
+        def accuracy_of(model) -> float:
+            with torch.inference_mode():
+                return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean() * 100)
+
+        structure = {}
+        if VARIANTS[variant]["kind"] == "qat":
+            from models import qat
+
+            net = qat.folded(net)
+            net.load_state_dict({k: v for k, v in shipped.items() if not qat.is_qparam(k)})
+            structure = {"structure": "qat"}
+            metrics["test_accuracy_fake_quant"] = accuracy_of(qat.quantized_network(
+                qat.folded(net), shipped, arch.input.shape(1)))
+        else:
+            fit_shapes(net, shipped)
+            net.load_state_dict(shipped)
+            structure = {"structure": "pruned"} if recipe.get("structured") else {}
         net.eval()
-        x, y = digits.split(Subject.of(BASE, num_classes=10, input_size=digits.SIZE).arch().input, "test")
-        with torch.inference_mode():
-            accuracy = float((net(torch.from_numpy(x)).argmax(1).numpy() == y).mean() * 100)
+        accuracy = accuracy_of(net)
         metrics = {**metrics, "test_accuracy_float32": metrics.pop("test_accuracy"), "test_accuracy": accuracy,
                    "seconds": round(metrics["seconds"], 1), "shipped_sparsity": sparsity(net)}
-        path = write_shipped(subject_id(variant), state, {**recipe, "structure": "pruned"}
-                             if recipe.get("structured") else recipe, metrics)
-        print(f"[variants] {subject_id(variant)}: {accuracy:.2f} % shipped, sparsity {metrics['sparsity']:.3f}, "
+        path = write_shipped(subject_id(variant), state, {**recipe, **structure}, metrics)
+        print(f"[variants] {subject_id(variant)}: {accuracy:.2f} % shipped, sparsity {metrics.get('sparsity', 0):.3f}, "
               f"{metrics['params']} params -> {path}", flush=True)
     return 0
 

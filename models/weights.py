@@ -221,9 +221,9 @@ MANIFEST = CHECKPOINTS / "MANIFEST.json"
 
 
 def write_shipped(name: str, state: dict, recipe: dict, metrics: dict) -> Path:
-    """Write models/checkpoints/<name>.safetensors (float16 parameters, float32 BatchNorm statistics) and its
-    MANIFEST entry (sha256, recipe, measurements, where it was made). The float16 file is the definition of
-    the weights: `Shipped` reads it back as float32 on every machine."""
+    """Write models/checkpoints/<name>.safetensors (float16 parameters; float32 BatchNorm statistics and QAT
+    quantization parameters) and its MANIFEST entry (sha256, recipe, measurements, where it was made). The
+    float16 file is the definition of the weights: `Shipped` reads it back as float32 on every machine."""
     import json
     import platform
     import time
@@ -231,8 +231,7 @@ def write_shipped(name: str, state: dict, recipe: dict, metrics: dict) -> Path:
     from safetensors.torch import save_file
 
     CHECKPOINTS.mkdir(exist_ok=True)
-    tensors = {k: (v.to(torch.float16) if v.is_floating_point() and "running_" not in k else v).contiguous()
-               for k, v in state.items()}
+    tensors = {k: (v.to(torch.float16) if _half(k, v) else v).contiguous() for k, v in state.items()}
     path = CHECKPOINTS / f"{name}.safetensors"
     save_file(tensors, str(path))
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
@@ -246,14 +245,22 @@ def write_shipped(name: str, state: dict, recipe: dict, metrics: dict) -> Path:
 
 def shipped_state(state: dict) -> dict:
     """`state` as `write_shipped` stores and `Shipped` loads it (float16-rounded parameters)."""
-    return {k: v.to(torch.float16).float() if v.is_floating_point() and "running_" not in k else v
-            for k, v in state.items()}
+    return {k: v.to(torch.float16).float() if _half(k, v) else v for k, v in state.items()}
+
+
+def _half(key: str, value) -> bool:
+    """Stored in float16: parameters. BatchNorm statistics and a QAT model's learned quantization
+    parameters (models.qat) stay float32."""
+    from models.qat import is_qparam
+
+    return value.is_floating_point() and "running_" not in key and not is_qparam(key)
 
 
 @dataclass(frozen=True)
 class Shipped:
     """Weights that ship with the suite in models/checkpoints/ (distilled by models.distill, or trained on
-    digits by models.training; float16 parameters, read back as float32). The file must match the sha256 in models/checkpoints/MANIFEST.json:
+    digits by models.training, or made by models.variants; float16 parameters, read back as float32). The
+    file must match the sha256 in models/checkpoints/MANIFEST.json:
     these weights are the same on every machine, whatever CPU would have trained them."""
 
     KIND = "shipped"
@@ -282,10 +289,15 @@ class Shipped:
 
         path, _ = self.resolve()
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_state_dict(path).items()}
-        if json.loads(MANIFEST.read_text())[self.name]["recipe"].get("structure") == "pruned":
+        structure = json.loads(MANIFEST.read_text())[self.name]["recipe"].get("structure")
+        if structure == "pruned":
             from models.variants import fit_shapes
 
             fit_shapes(net, state)  # channels removed by structured pruning: narrower modules
+        elif structure == "qat":  # the float network; the learned quantization is read by models.qat
+            from models.qat import is_qparam
+
+            state = {k: v for k, v in state.items() if not is_qparam(k)}
         net.load_state_dict(state)
         net.eval()
 

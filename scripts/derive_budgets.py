@@ -1,7 +1,7 @@
 """Derive every budget, and every known failure's pinned range, from measured distributions.
 
     python -m scripts.derive_budgets collect LABEL=REPORT.json [LABEL=REPORT.json ...]
-        keep the parity and accuracy measurements of matrix runs (one per CPU configuration, e.g.
+        keep the parity, accuracy and qat measurements of matrix runs (one per CPU configuration, e.g.
         native=reports/native/report.json avx2=reports/avx2/report.json) in golden/budget_measurements.json;
         LABEL=golden/budget_measurements.json keeps an earlier file's rows of that label (another machine's)
     python -m scripts.derive_budgets derive [--check]
@@ -12,7 +12,8 @@ The rules. For the suites parity and trained, per precision and metric, in error
 1 - top-1 agreement, noise-to-signal power 10^(-SNR/10), max abs error):
 
   clean    every measured case of that suite and precision, on every CPU configuration, except held-out
-           models (registry `held_out`), the pruned and distilled variants (models.variants) and declared
+           models (registry `held_out`), the pruned, distilled and QAT variants (models.variants,
+           models.qat) and declared
            known failures
   ceiling  twice the worst clean error: a conversion twice as noisy as the worst correct one fails (3 dB in
            SNR); never tighter than float32 round-off across CPUs and runtimes (ALLOWANCE), nor, for top-1
@@ -53,6 +54,8 @@ For the reference suite (an artifact against the simulation of its own quantizat
   accuracy the drop ceiling is the larger of twice the worst clean drop and, over the clean cases, the largest
            drop plus two standard deviations of its paired difference (100 sqrt(lost + gained) / n points):
            images flip both ways between CPUs' weight sets; at least one image
+  qat      a QAT known failure (a path that re-quantizes the learned scales, tests/test_qat.py) is pinned
+           to the lowest kept fraction measured, rounded down to 0.01; compare.qat.KEPT is a stated rule
   pinned   a known failure's floor is its own worst measurement with 1 dB of room (x1.26 error) for
            shipped-weight models, whose values measured identical on every CPU configuration, and the budgets'
            doubling (3 dB) for digits models, whose measurements include weight sets trained with other
@@ -138,7 +141,7 @@ def collect(labelled_reports: list[str]) -> None:
         env = data["environment"]
         cpu = " ".join([env.get("cpu", "")] + env.get("cpu_flags", []))
         for r in data["results"]:
-            if r.get("kind") not in ("parity", "accuracy") or r.get("error"):
+            if r.get("kind") not in ("parity", "accuracy", "qat") or r.get("error"):
                 continue
             keep = {k: r[k] for k in ("case", "kind", "arch", "population", "format", "precision", "metrics",
                                       "reference_metrics", "broken", "accuracy_drop", "lost", "gained", "images",
@@ -177,11 +180,11 @@ def excess_ceiling(values: list[float]) -> tuple[float, str]:
 
 def held_out_models() -> set[str]:
     """Rows judged by the budgets and not fitted into them: held-out models (registry `held_out`) and the
-    pruned and distilled variants (models.variants; their rows' `arch` is their subject id)."""
-    from models import variants
+    pruned, distilled and QAT variants (models.variants, models.qat; their rows' `arch` is their subject id)."""
+    from models import qat, variants
     from models.registry import get, names
 
-    return {n for n in names() if get(n).held_out} | {s.id for s in variants.subjects()}
+    return {n for n in names() if get(n).held_out} | {s.id for s in variants.subjects() + qat.natural_subjects()}
 
 
 def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, list[str]]:
@@ -194,7 +197,8 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
         test = "parity" if row["kind"] == "parity" else "accuracy"
         return any(k["test"] == test and fnmatch.fnmatchcase(row["case"], k["case"]) for k in known)
 
-    clean = [r for r in measurements if r["arch"] not in held and not is_known(r) and "outputs" not in r]
+    clean = [r for r in measurements if r["kind"] in ("parity", "accuracy") and r["arch"] not in held
+             and not is_known(r) and "outputs" not in r]
     values: dict = defaultdict(list)  # (suite, precision, key) -> [(error, case@run)]
     excess: dict = defaultdict(list)  # precision -> [(excess dB, case@run)]
     drops: dict = defaultdict(list)
@@ -362,11 +366,14 @@ def pins(measurements: list[dict], known: list[dict]) -> dict:
     out = {}
     for entry in known:
         test = entry["test"]
-        mine = [r for r in measurements if (r["kind"] == "parity") == (test == "parity")
-                and fnmatch.fnmatchcase(r["case"], entry["case"])]
+        mine = [r for r in measurements if r["kind"] == test and fnmatch.fnmatchcase(r["case"], entry["case"])]
         if not mine:
             raise SystemExit(f"known failure {entry['case']} ({test}) has no measurement; run the matrix first")
         pinned: dict = defaultdict(dict)
+        if test == "qat":  # a path that re-quantizes: its kept fraction may not fall below its worst measured
+            pinned["qat"]["min_scales_kept"] = math.floor(min(r["metrics"]["scales_kept"] for r in mine) * 100) / 100
+            out[entry["case"]] = dict(pinned)
+            continue
         suite = "parity" if test == "parity" else "trained"
         declared = any("outputs" in r for r in mine)  # a models.model registration: every output, every kind key
         for key in (KIND_METRICS if declared else ("min_snr_db", "min_cosine_mean")):

@@ -1,6 +1,8 @@
 """Accuracy: every trained model x format x precision on its labelled test split: the accuracy drop with the
 paired counts behind it, parity against PyTorch on the same images, and the quantized artifact against its
-simulated-quantization reference. And every trained model against its accuracy floor in PyTorch."""
+simulated-quantization reference. A QAT variant's artifact that carries its learned quantization is judged
+against the learned fake-quantized network instead (Pipeline.expected_outputs): what QAT trained. And every
+trained model against its accuracy floor in PyTorch."""
 from __future__ import annotations
 
 import pytest
@@ -29,7 +31,7 @@ def test_accuracy(accuracy_case, pipeline, budgets, known_failures, record_resul
     row = row_for(case, "accuracy")
     x, y = datasets.labelled(case.subject, "test")
     with conversion(row):
-        expected = pipeline.reference_outputs(case.subject, x)
+        expected = pipeline.expected_outputs(case, x)
         outputs = pipeline.outputs(case, x)
         reference, static = simulated(pipeline, case, x)
     counts = accuracy_metrics(expected, outputs, y)
@@ -38,7 +40,8 @@ def test_accuracy(accuracy_case, pipeline, budgets, known_failures, record_resul
     verdicts = output_verdicts(case.id, case.precision, expected, outputs, reference, budgets, "trained",
                                static)
     verdicts.insert(0, judge(case.id, "accuracy", counts, budgets.for_case("accuracy", case.id, case.precision)))
-    verdicts[0].note = (f"accuracy: PyTorch {row.reference_accuracy:.2f} %, {case.format}-{case.precision} "
+    pytorch = "PyTorch (learned fake quantization)" if pipeline.learned_quantization(case) else "PyTorch"
+    verdicts[0].note = (f"accuracy: {pytorch} {row.reference_accuracy:.2f} %, {case.format}-{case.precision} "
                         f"{row.accuracy:.2f} % on {row.images} labelled test images ({case.subject.data}): "
                         f"{row.lost} right in PyTorch and wrong after conversion, {row.gained} the reverse")
     row.metrics = verdicts[1].metrics

@@ -52,10 +52,34 @@ class Format:
     # weights(path) -> [StoredTensor]: the artifact's stored constant tensors (compare.sparsity reads the
     # filters and matrices among them: is a pruned model's sparsity kept?). None: not inspected.
     weights: Callable | None = None
+    # a subject that carries learned quantization (a QAT variant, models.qat): precision -> (step, file) of
+    # the artifact that keeps it (its reference is the same file on float kernels, `reference_runner`).
+    # A precision not listed quantizes the subject's float weights again, as for any other model
+    qat_artifacts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # scales(path) -> [float]: the artifact's per-tensor activation quantization scales (compare.qat: are
+    # QAT's learned scales kept?). None: not inspected.
+    scales: Callable | None = None
 
     @property
     def precisions(self) -> tuple[str, ...]:
         return tuple(self.artifacts)
+
+    def artifact_of(self, precision: str, subject) -> tuple[str, str]:
+        """(step, file) of the subject's artifact at `precision`: the learned-quantization one where the
+        subject carries it and this format keeps it."""
+        from models.qat import learned
+
+        if precision in self.qat_artifacts and learned(subject):
+            return self.qat_artifacts[precision]
+        return self.artifacts[precision]
+
+    def reference_of(self, precision: str, subject) -> tuple[str, str] | None:
+        """(step, file) of the simulated reference of the subject's artifact at `precision`, or None."""
+        from models.qat import learned
+
+        if precision in self.qat_artifacts and learned(subject):  # the QDQ graph on float kernels, where a
+            return self.qat_artifacts[precision] if self.reference_runner else None  # runner can do that
+        return self.references.get(precision)
 
     def missing_requirements(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -83,7 +107,7 @@ def register(fmt: Format) -> Format:
         if step.name in _STEPS and _STEPS[step.name] is not step:
             raise ValueError(f"format {fmt.name!r}: step {step.name!r} is already declared by another format")
         _STEPS[step.name] = step
-    for p, (step_name, _) in [*fmt.artifacts.items(), *fmt.references.items()]:
+    for p, (step_name, _) in [*fmt.artifacts.items(), *fmt.references.items(), *fmt.qat_artifacts.items()]:
         if step_name not in _STEPS:
             raise ValueError(f"format {fmt.name!r}: precision {p} names unknown step {step_name!r}")
     _FORMATS[fmt.name] = fmt

@@ -1,6 +1,7 @@
 """ONNX and onnxruntime. Steps: export with the legacy TorchScript exporter (dynamo=False, opset 17: about
 10x faster than dynamo, one deterministic file), then onnxruntime.quantization's static QDQ and dynamic
-int8; the runner is an onnxruntime CPU session with explicit thread counts."""
+int8; a QAT subject's int8 is its learned fake quantization exported as QDQ (onnx_qat, models.qat); the
+runner is an onnxruntime CPU session with explicit thread counts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,6 +44,18 @@ def export(params: dict, out_dir: Path) -> None:
     if exported != subject.input_names():  # an input forward ignores is dropped from the graph
         raise RuntimeError(f"model {subject.model!r}: the exported graph's inputs are {exported}, declared "
                            f"{subject.input_names()}: every declared input must be used by forward, in its order")
+
+
+def export_qat(params: dict, out_dir: Path) -> None:
+    """A QAT subject's learned fake quantization exported as QDQ ONNX (converters.qat_onnx): the int8
+    artifact that carries QAT's scales, with nothing calibrated again."""
+    from converters.qat_onnx import export_qdq
+    from models import Subject, qat
+
+    subject = Subject.from_params(params["subject"])
+    net = load(params["subject"], Path(params["deps"]["weights"]) / WEIGHTS_FILE)
+    quantized = qat.quantized_network(net, qat.shipped_state(subject), subject.input_shapes(1)[0])
+    export_qdq(quantized, subject, out_dir / ONNX_FILE)
 
 
 def feed(x: np.ndarray, inputs: list[tuple[str, tuple[int, ...]]]) -> dict[str, np.ndarray]:
@@ -237,12 +250,14 @@ class OrtRunner:
 EXPORT = Step("onnx", export, needs=("weights",), tools=TOOLS, options={"opset": OPSET})
 STATIC = Step("onnx_int8", quantize_static, needs=("onnx", CALIBRATION), tools=TOOLS)
 DYNAMIC = Step("onnx_dynamic_int8", quantize_dynamic, needs=("onnx",), tools=TOOLS)
+QAT = Step("onnx_qat", export_qat, needs=("weights",), tools=TOOLS, options={"opset": OPSET})
 SIM_STATIC = Step("onnx_int8_reference", simulate, needs=("onnx_int8",), tools=TOOLS, options={"of": "onnx_int8"})
 SIM_DYNAMIC = Step("onnx_dynamic_int8_reference", simulate, needs=("onnx_dynamic_int8",), tools=TOOLS,
                    options={"of": "onnx_dynamic_int8"})
 register(Format("onnx", {"fp32": ("onnx", ONNX_FILE), "int8": ("onnx_int8", ONNX_FILE),
                          "dynamic_int8": ("onnx_dynamic_int8", ONNX_FILE)},
-                OrtRunner, steps=(EXPORT, STATIC, DYNAMIC, SIM_STATIC, SIM_DYNAMIC),
+                OrtRunner, steps=(EXPORT, STATIC, DYNAMIC, SIM_STATIC, SIM_DYNAMIC, QAT),
                 references={"int8": ("onnx_int8_reference", REFERENCE_FILE),
                             "dynamic_int8": ("onnx_dynamic_int8_reference", REFERENCE_FILE)},
-                reference_runner=reference_runner, weights=stored_weights.onnx_weights))
+                reference_runner=reference_runner, weights=stored_weights.onnx_weights,
+                qat_artifacts={"int8": ("onnx_qat", ONNX_FILE)}, scales=stored_weights.onnx_activation_scales))

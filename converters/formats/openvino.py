@@ -14,6 +14,8 @@
                  same artifact differently: measured on efficientnet_lite0, 15.1 dB SNR on AVX-512 VNNI and
                  8.0 dB under ONEDNN_MAX_CPU_ISA=AVX2, a verdict that would depend on the CPU; with
                  overflow_fix=ENABLE 14.1 dB on both. `python -m scripts.nncf_levers` measures each lever.
+  openvino_qat   a QAT subject's int8: its QDQ ONNX (onnx_qat) through OpenVINO's ONNX frontend, the
+                 learned scales as FakeQuantize ranges (OpenVINO's documented path for QAT models)
 
 The runner is an OpenVINO CPU CompiledModel with INFERENCE_PRECISION_HINT = f32 on every precision: the
 default is bf16 on CPUs that have it (measured: 3e-4 off PyTorch on a small net; f32 7e-9), so without the
@@ -28,6 +30,7 @@ import numpy as np
 
 from converters import stored_weights
 from converters.formats import CALIBRATION, Format, Step, register
+from converters.formats import onnxrt  # noqa: F401  (onnx_qat, the QDQ graph a QAT subject's int8 reads)
 from converters.formats import pytorch  # noqa: F401  (the weights step this format converts from)
 from converters.onnx_names import CALIBRATION_FILE, OUTPUT_NAME
 from converters.torch_weights import WEIGHTS_FILE, load
@@ -111,6 +114,23 @@ def quantize(params: dict, out_dir: Path) -> None:
     ov.save_model(quantized, str(out_dir / IR_FILE), compress_to_fp16=False)
 
 
+def convert_qat(params: dict, out_dir: Path) -> None:
+    """A QAT subject's QDQ ONNX (onnx_qat) read by OpenVINO's ONNX frontend: each QuantizeLinear/
+    DequantizeLinear pair becomes a FakeQuantize with the learned range, and the CPU plugin runs the
+    convolutions in int8 with it. Nothing is calibrated again."""
+    import openvino as ov
+
+    from converters.onnx_names import ONNX_FILE
+    from models import Subject
+
+    subject = Subject.from_params(params["subject"])
+    model = ov.convert_model(str(Path(params["deps"]["onnx_qat"]) / ONNX_FILE))
+    inputs, outputs = _names(subject)
+    for port, name in [*zip(model.inputs, inputs), *zip(model.outputs, outputs)]:
+        port.get_tensor().set_names({name})
+    ov.save_model(model, str(out_dir / IR_FILE), compress_to_fp16=False)
+
+
 class OpenVinoRunner:
     """An OpenVINO CPU CompiledModel: one stream, `threads` inference threads, f32 inference precision.
     `invoke` (InferRequest.infer on tensors set beforehand) is the only timed call. optimized=False runs
@@ -156,7 +176,10 @@ CONVERT = Step("openvino", convert, needs=("weights",), tools=TOOLS, env=ENV,
                options={"compress_to_fp16": False})
 QUANTIZE = Step("openvino_int8", quantize, needs=("openvino", CALIBRATION), tools=INT8_TOOLS, env=ENV,
                 options={"nncf": "suite"})
+QAT = Step("openvino_qat", convert_qat, needs=("onnx_qat",), tools=(*TOOLS, "onnx"), env=ENV,
+           options={"compress_to_fp16": False})
 register(Format("openvino", {"fp32": ("openvino", IR_FILE), "int8": ("openvino_int8", IR_FILE)},
-                OpenVinoRunner, steps=(CONVERT, QUANTIZE), requires=("openvino", "nncf"),
+                OpenVinoRunner, steps=(CONVERT, QUANTIZE, QAT), requires=("openvino", "nncf"),
                 install_hint="pip install -c constraints.txt -e '.[openvino]'",
-                weights=stored_weights.openvino_weights))
+                weights=stored_weights.openvino_weights, qat_artifacts={"int8": ("openvino_qat", IR_FILE)},
+                scales=stored_weights.openvino_activation_scales))

@@ -17,4 +17,5 @@ register(Format("tflite", {p: ("tflite", f"{tflite_convert.SAVED_MODEL_DIR}/{f}"
                            for p, f in tflite_convert.PRECISION_FILES.items()},
                 tflite_runtime.TFLiteRunner, steps=(CONVERT, SIMULATE),
                 references={p: ("tflite_reference", f"reference_{p}.tflite") for p in REFERENCE_PRECISIONS},
-                reference_runner=tflite_runtime.reference_runner, weights=stored_weights.tflite_weights))
+                reference_runner=tflite_runtime.reference_runner, weights=stored_weights.tflite_weights,
+                scales=stored_weights.tflite_activation_scales))

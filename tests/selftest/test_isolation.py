@@ -57,3 +57,27 @@ def test_a_model_that_fails_to_export_fails_only_its_cases(pytester_run, tmp_pat
     for case in ("mobilenet_v3_small-onnx-fp32", "mobilenet_v3_small-tflite-fp32"):
         assert f"{case}: conversion failed: onnx " in out
     assert "injected converter crash in step onnx" in out
+
+
+def test_a_steps_progress_lines_arrive_while_it_runs(tmp_path):
+    """A step's own `[convsuite] ` lines (training epochs) reach on_progress as it prints them, not at its end;
+    the worker's own lines and anything else stay in the log."""
+    plugin = tmp_path / "probe_format.py"
+    plugin.write_text(
+        "import time\n"
+        "from converters.formats import Format, Step, register\n"
+        "def build(params, out_dir):\n"
+        "    print('[convsuite] training epoch 1/2', flush=True)\n"
+        "    print('noise', flush=True)\n"
+        "    time.sleep(3)\n"
+        "    print('[convsuite] training epoch 2/2', flush=True)\n"
+        "register(Format('probe', {'fp32': ('progress_probe', 'x')}, object,\n"
+        "                steps=(Step('progress_probe', build),)))\n")
+    seen = []
+    start = time.monotonic()
+    run_step("progress_probe", {"plugins": [str(plugin)]}, tmp_path / "out", timeout=60, memory_gb=2,
+             on_progress=lambda line: seen.append((line, time.monotonic() - start)))
+    ended = time.monotonic() - start
+    assert [line for line, _ in seen] == ["training epoch 1/2", "training epoch 2/2"]
+    assert seen[0][1] < ended - 2, \
+        f"the first epoch line arrived {seen[0][1]:.1f} s in, the step ended at {ended:.1f} s"

@@ -160,3 +160,45 @@ def test_optimized_variants_table_shows_accuracy_share_latency_and_sparsity(tmp_
     assert "| onnx-int8 | 98.00 % | 97.50 % | +0.50 pt | +0.25 pt |" in md
     # the baseline's digits latency does not replace its architecture's natural-image latency in the matrix
     assert "1.50 ms" not in md.split("## Optimized variants")[0]
+
+
+def test_qat_tables_show_baseline_ptq_qat_and_whether_scales_were_kept(tmp_path):
+    """The QAT seed's table (baseline, PTQ of the baseline, QAT per int8 column, and the scales kept or
+    re-quantized), and the real-weight QAT against PTQ of the same float model by agreement with it."""
+    base, qat_id = "mobilenet_v2_digits", "mobilenet_v2_digits_qat"
+
+    def row(subject, column, kind="accuracy", **fields):
+        fmt, precision = column.split("-")
+        return ResultRow(case=f"{subject}-{column}", kind=kind, subject=subject,
+                         arch="mobilenet_v2" if subject == base else subject, format=fmt, precision=precision,
+                         population="digits" if "digits" in subject else "natural", **fields)
+
+    def scales(subject, column, kept, outcome):
+        return row(subject, column, "qat", outcome=outcome, line=f"{subject}-{column}: QAT scales",
+                   metrics={"scales_kept": kept, "learned_scales": 136.0, "artifact_scales": 70.0,
+                            "carried": float(kept == 1.0)})
+
+    rows = [row(base, "onnx-fp32", accuracy=98.5, reference_accuracy=98.5, outcome="passed"),
+            row(base, "onnx-int8", accuracy=98.25, reference_accuracy=98.5, outcome="passed"),
+            row(base, "tflite-int8", accuracy=98.0, reference_accuracy=98.5, outcome="passed"),
+            # a carried artifact's reference accuracy is the fake-quantized network's: not the fp32 column's
+            row(qat_id, "onnx-fp32", accuracy=98.0, reference_accuracy=98.0, outcome="passed"),
+            row(qat_id, "onnx-int8", accuracy=98.75, reference_accuracy=97.0, outcome="passed"),
+            row(qat_id, "tflite-int8", accuracy=97.5, reference_accuracy=98.0, outcome="passed"),
+            scales(qat_id, "onnx-int8", 1.0, "passed"), scales(qat_id, "tflite-int8", 1 / 136, "known"),
+            row("mobilenet_v2_torchvision", "onnx-int8", "parity", outcome="passed",
+                metrics={"top1_agreement": 0.6875, "snr_db": 10.6}),
+            row("mobilenet_v2_torchvision_qat", "onnx-int8", "parity", outcome="passed",
+                metrics={"top1_agreement": 0.71875, "snr_db": 11.7}),
+            scales("mobilenet_v2_torchvision_qat", "onnx-int8", 1.0, "passed")]
+    write_report(rows, tmp_path, {**ENV, "columns": ["onnx-fp32", "onnx-int8", "tflite-int8"]})
+    md = (tmp_path / "report.md").read_text()
+    table = md.split("### Baseline, PTQ and QAT")[1].split("###")[0]
+    assert "| baseline (fp32) | 98.50 % | 98.50 % (100.0 %)" in table
+    assert "| PTQ (baseline, int8) | - | 98.25 % (99.7 %)" in table
+    assert "| QAT (mobilenet_v2_digits_qat) | 97.00 % fake-quantized | 98.75 % (100.3 %)" in table
+    assert "136 of 136<br>pass<br>**kept**" in table and "1 of 136<br>known<br>**RE-QUANTIZED**" in table
+    assert "| mobilenet_v2_digits_qat | 98.00 % (99.5 %)" in md  # the variant row's PyTorch column: float
+    natural = md.split("### QAT on real weights")[1]
+    assert "| PTQ (mobilenet_v2_torchvision) | top-1 0.688<br>10.6 dB" in natural
+    assert "| QAT (mobilenet_v2_torchvision_qat) | top-1 0.719<br>11.7 dB" in natural
