@@ -46,7 +46,7 @@ class RunMatrix:
 
     @property
     def variants(self) -> list:
-        """The pruned and distilled variants among the trained subjects with the model they are made from:
+        """The pruned, distilled and QAT variants among the trained subjects with the model they are made from:
         the latency pass times them beside the natural subjects (the seed-shaped table's latency)."""
         from models.variants import base_id
 

@@ -1,29 +1,31 @@
-"""Quantization-aware training (the QAT seed's workflow) of a digits model, and the network it ships as.
+"""Quantization-aware training (the QAT seed's workflow), and the network a QAT subject ships as. Two
+subjects: mobilenet_v2_digits_qat (models.variants' `qat`, labels) and mobilenet_v2_torchvision_qat (IMAGENET
+below: real weights, no labels, fine-tuned against its own float self).
 
 Flow: PyTorch's FX graph mode QAT (torch.ao.quantization.quantize_fx.prepare_qat_fx). PT2E's
 `prepare_qat_pt2e` lives in torchao, which is not installed beside torch 2.13.0 here, and its graphs export
 through the dynamo ONNX exporter the suite does not use; FX QAT's fake-quantize modules export through the
 suite's own TorchScript exporter as QuantizeLinear/DequantizeLinear pairs carrying the learned scales, which
-is what every runtime that reads QDQ ONNX (onnxruntime, OpenVINO) consumes.
+is what every runtime that reads QDQ ONNX (onnxruntime, OpenVINO) consumes (converters.qat_onnx writes it).
 
-  1. BatchNorm folded into its convolution first (torch.fx.experimental.optimization.fuse, eval mode): BN is
-     frozen for the whole fine-tune, the recipe the QAT literature converges on for short fine-tunes, and the
-     exported graph is plain Conv + QDQ (FX's ConvBn QAT modules export as Conv, Div and BatchNormalization).
-  2. prepare_qat_fx with QCONFIG: activations per-tensor affine uint8 (moving-average min/max), weights
+  1. BatchNorm folded into its convolution first (`folded`: torch.fx.experimental.optimization.fuse, eval
+     mode): BN is frozen for the whole fine-tune, and the exported graph is plain Conv + QDQ (FX's ConvBn QAT
+     modules export as Conv, Div and BatchNormalization).
+  2. `prepare`: prepare_qat_fx with activations per-tensor affine uint8 (moving-average min/max) and weights
      per-channel symmetric int8 in 7 bits (SevenBitWeights): the suite's onnxruntime int8 stores 7-bit
      weights (reduce_range) so that CPUs without VNNI, whose u8 x s8 pair sums saturate at int16, compute the
      same artifact as CPUs with it; ONNX's QDQ export only accepts quant ranges (-128, 127), so the 7 bits
      come from the scale (x 127.5 / 63.5), not the range.
-  3. Fine-tuned by models.training's recipe (pinned kernels) at RECIPE's budget, then observers frozen.
+  3. Fine-tuned (digits: models.training's recipe at RECIPE's budget; ImageNet: `make_natural`), kernels
+     pinned, then observers frozen.
 
-What ships (models/checkpoints/<id>.safetensors, via models.variants) is the prepared module's whole state:
-the folded float weights and every fake-quantize module's scale and zero point (float32: they are the
-learned quantization). The subject's PyTorch network is the folded float model (`float_network`, fake
-quantization off); `quantized_network` is the same with the learned fake quantization on, which is what a
-path that carries QAT must compute.
+What ships (models/checkpoints/<id>.safetensors) is the prepared module's whole state: the folded float
+weights and every fake-quantize module's scale and zero point (float32: they are the learned quantization).
+The subject's PyTorch network is the folded float model (Subject.network folds; the learned quantization is
+left out when the weights load); `quantized_network` is the same with the learned fake quantization on,
+which is what a path that carries QAT must compute.
 """
 from __future__ import annotations
-
 
 RECIPE = {"epochs": 3, "lr": 1e-4}  # on top of models.training.RECIPE (batch, shifts, seed, schedule)
 # the quantization parameters among a prepared module's state keys
@@ -81,7 +83,7 @@ def folded(net):
 
 
 def prepare(folded_net, input_shape):
-    """The folded network with QCONFIG's fake quantization inserted (FX prepare_qat_fx), in train mode."""
+    """The folded network with the fake quantization of _observers inserted (FX prepare_qat_fx), train mode."""
     import warnings
 
     import torch

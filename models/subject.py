@@ -24,7 +24,7 @@ class Subject:
     weights: object = None  # a models.weights source; None -> the registered source
     data: str = "natural"  # "natural" photo crops, "digits", or "folder:<dir>"
     marks: tuple = ()  # pytest markers of this subject's cases beyond its model's (models.variants)
-    variant: str = ""  # a pruned or distilled variant of a digits model (models.variants): "prune75u", "kd"
+    variant: str = ""  # a variant of a model (models.variants, models.qat): "prune75u", "kd", "qat"
     precisions: tuple = ()  # the precisions its cases run at (a QAT subject's: int8), empty for every one
 
     @property

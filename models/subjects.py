@@ -38,7 +38,7 @@ def digits() -> list[Subject]:
 
 
 def variants() -> list[Subject]:
-    """The pruned and distilled variants of a digits model (models.variants), shipped weights."""
+    """The pruned, distilled and QAT variants of a digits model (models.variants), shipped weights."""
     from models import variants as made
 
     return made.subjects()

@@ -1,5 +1,6 @@
-"""Optimized variants of a digits-trained model as matrix subjects: pruned and distilled, the workflows of the
-optimize-and-deploy seed. Each is made from the shipped `<base>_digits` weights by a fixed recipe with the
+"""Optimized variants of a digits-trained model as matrix subjects: pruned and distilled (the workflows of the
+optimize-and-deploy seed) and quantization-aware trained (the QAT seed's; models.qat, which also makes the
+real-weight ImageNet QAT subject). Each is made from the shipped `<base>_digits` weights by a fixed recipe with the
 training kernels pinned (models.training.DETERMINISTIC_ENV), and shipped like them (models/checkpoints/,
 float16, sha256 in MANIFEST.json), so every machine judges the same bytes:
 
