@@ -43,22 +43,20 @@ def _quantize_biases(model) -> None:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
+    constant, producer = _constants(graph)
 
     def dq_scale(tensor):
         node = producer.get(tensor)
-        if node is None or node.op_type != "DequantizeLinear" or node.input[1] not in inits:
-            return None
-        return numpy_helper.to_array(inits[node.input[1]]).astype(np.float64)
+        scale = constant(node.input[1]) if node is not None and node.op_type == "DequantizeLinear" else None
+        return None if scale is None else scale.astype(np.float64)
 
     for node in list(graph.node):
-        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3 or node.input[2] not in inits:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3:
             continue
-        s_in, s_w = dq_scale(node.input[0]), dq_scale(node.input[1])
-        if s_in is None or s_w is None or s_in.size != 1:
+        bias, s_in, s_w = constant(node.input[2]), dq_scale(node.input[0]), dq_scale(node.input[1])
+        if bias is None or s_in is None or s_w is None or s_in.size != 1:
             continue
-        bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float64)
+        bias = bias.astype(np.float64)
         scale = (float(s_in) * np.broadcast_to(s_w.reshape(-1), bias.shape)).astype(np.float32)
         q = np.clip(np.round(bias / scale), -2**31, 2**31 - 1).astype(np.int32)
         name = node.input[2]
@@ -83,13 +81,7 @@ def _store_weights_quantized(model) -> None:
     from onnx import numpy_helper
 
     graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producer = {o: n for n in graph.node for o in n.output}
-
-    def constant(name):
-        while name not in inits and name in producer and producer[name].op_type == "Identity":
-            name = producer[name].input[0]
-        return numpy_helper.to_array(inits[name]) if name in inits else None
+    constant, _ = _constants(graph)
 
     for node in [n for n in graph.node if n.op_type == "QuantizeLinear"]:
         weight, scale, zero = (constant(i) for i in node.input[:3])
@@ -114,3 +106,19 @@ def _store_weights_quantized(model) -> None:
     used = {i for n in graph.node for i in n.input}
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
+
+
+def _constants(graph):
+    """(constant(name) -> the initializer's array behind `name`, through the exporter's Identity copies, or
+    None; the map of each tensor to the node that produces it)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def constant(name):
+        while name not in inits and name in producer and producer[name].op_type == "Identity":
+            name = producer[name].input[0]
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    return constant, producer

@@ -32,11 +32,12 @@ class RunMatrix:
     def qat_cases(self, subjects=None) -> list:
         """Every QAT subject (the trained ones' QAT variant, and the real-weight ones) x format with an
         activation-scale reader x the static int8 precision (the one whose activation scales QAT learns)."""
+        from converters import formats
         from models.qat import learned
 
         subjects = self.trained + self.qat_natural if subjects is None else subjects
         return [c for c in self.cases([s for s in subjects if learned(s)])
-                if c.precision == "int8" and formats_scales(c.format)]
+                if c.precision == "int8" and formats.get(c.format).scales is not None]
 
     @property
     def parity_subjects(self) -> list:
@@ -64,12 +65,6 @@ class RunMatrix:
                if (f.in_matrix or latency) and (f.weights or not inspected) for p in f.precisions
                if not s.precisions or p in s.precisions]
         return sorted(out, key=lambda c: c.id)
-
-
-def formats_scales(name: str) -> bool:
-    from converters import formats
-
-    return formats.get(name).scales is not None
 
 
 def weight_overrides(config) -> dict[str, str]:
