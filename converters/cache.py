@@ -50,6 +50,7 @@ class ArtifactCache:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
         self._verified: set[Path] = set()
+        self._used: set[Path] = set()
 
     def entry_dir(self, kind: str, key: str) -> Path:
         """Where an entry lives. kind and key are validated so no name can escape the cache root."""
@@ -94,11 +95,13 @@ class ArtifactCache:
         start = time.perf_counter()
         entry = self.entry_dir(kind, key)
         if self.is_complete(entry):
+            self._mark_used(entry)
             return Hit(entry, False, time.perf_counter() - start)
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
         with FileLock(str(locks / f"{kind}-{key}.lock")):
             if self.is_complete(entry):  # another worker built it while we waited
+                self._mark_used(entry)
                 return Hit(entry, False, time.perf_counter() - start)
             if entry.exists():
                 self._quarantine(entry)
@@ -118,6 +121,16 @@ class ArtifactCache:
         self._verified.add(entry)
         return Hit(entry, True, time.perf_counter() - start)
 
+    def _mark_used(self, entry: Path) -> None:
+        """The manifest's mtime is when the entry was last used (once per process): `prune` keeps what
+        recent runs used. A read-only cache (a restored CI cache) just keeps its times."""
+        if entry not in self._used:
+            self._used.add(entry)
+            try:
+                os.utime(entry / MANIFEST)
+            except OSError:
+                pass
+
     def _write_manifest(self, tmp: Path, kind: str, key: str, meta: dict) -> None:
         files = {}
         for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
@@ -131,3 +144,96 @@ class ArtifactCache:
         bad.parent.mkdir(parents=True, exist_ok=True)
         os.rename(entry, bad)
         self._verified.discard(entry)
+
+
+# --- housekeeping: python -m converters.cache usage|prune ------------------------------------------------
+# Directories of the cache root that hold no entries: build scratch, quarantined entries, failure logs and
+# records, run progress logs and lock files.
+HOUSEKEEPING = ("tmp", "corrupt", "failed", "progress", "locks")
+
+
+def _size(path: Path) -> int:
+    """Bytes under `path`, each hard-linked file once (the savedmodel entry shares the tflite entry's)."""
+    seen, total = set(), 0
+    for f in [path] if path.is_file() else path.rglob("*"):
+        try:
+            st = f.lstat()
+        except OSError:
+            continue
+        if f.is_file() and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
+def _last_used(path: Path) -> float:
+    """An entry's manifest mtime (when it was last used); for anything else, its own newest mtime."""
+    try:
+        return (path / MANIFEST).stat().st_mtime
+    except OSError:
+        pass
+    try:
+        return max([path.stat().st_mtime, *(f.stat().st_mtime for f in path.rglob("*"))])
+    except OSError:
+        return 0.0
+
+
+def stale(root: Path, days: float, now: float | None = None) -> list[Path]:
+    """What `prune` removes: entries not used for `days` days, and the housekeeping left by runs that long
+    ago (build scratch, quarantined entries, failure logs, progress logs). Lock files stay (a lock that
+    goes while held would let two builders in)."""
+    cutoff = (time.time() if now is None else now) - days * 86400
+    found = []
+    for kind in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "locks"):
+        for item in sorted(kind.iterdir()):
+            if _last_used(item) < cutoff:
+                found.append(item)
+    return found
+
+
+def usage(root: Path) -> list[tuple[str, int, int]]:
+    """(kind, entries, bytes) for each directory of the cache, largest first."""
+    rows = [(d.name, sum(1 for _ in d.iterdir()), _size(d)) for d in root.iterdir() if d.is_dir()]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m converters.cache",
+                                     description="What the artifact cache holds; pruning what runs no longer use.")
+    parser.add_argument("command", choices=("usage", "prune"),
+                        help="usage: entries and size per kind, and the free space; prune: remove entries not used "
+                             "for --unused-days days and the housekeeping of runs that old")
+    parser.add_argument("cache", nargs="?", default=os.environ.get("CONVSUITE_CACHE_DIR",
+                                                                  str(Path(__file__).resolve().parent.parent
+                                                                      / ".convsuite-cache")),
+                        help="the cache directory (default: $CONVSUITE_CACHE_DIR or .convsuite-cache/)")
+    parser.add_argument("--unused-days", type=float, default=14, metavar="DAYS",
+                        help="prune: what no run used for this many days (default 14; 0 removes everything)")
+    parser.add_argument("--dry-run", action="store_true", help="prune: list what would go, remove nothing")
+    args = parser.parse_args(argv)
+    root = Path(args.cache).expanduser().resolve()
+    if not root.is_dir():
+        parser.error(f"no cache at {root}")
+    if args.command == "usage":
+        rows = usage(root)
+        for kind, count, size in rows:
+            print(f"{kind:32s} {count:6d} {size / 2**20:10.1f} MiB")
+        free = shutil.disk_usage(root).free  # the total counts a hard-linked file once, the kinds each
+        print(f"{'total':32s} {sum(r[1] for r in rows):6d} {_size(root) / 2**20:10.1f} MiB"
+              f"   ({free / 2**30:.1f} GiB free at {root})")
+        return 0
+    gone = 0
+    for item in stale(root, args.unused_days):
+        size = _size(item)
+        gone += size
+        print(f"{'would remove' if args.dry_run else 'removing'} {item.relative_to(root)} ({size / 2**20:.1f} MiB)")
+        if not args.dry_run:
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    print(f"{'would free' if args.dry_run else 'freed'} {gone / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

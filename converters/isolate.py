@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,11 @@ FAULT_ENV = "CONVSUITE_FAULT"
 # Test-only network guard: with CONVSUITE_DENY_NETWORK=1 every socket connection and name lookup in the
 # pytest process and every conversion child raises NetworkDenied (the no-network self-test sets it).
 NETWORK_ENV = "CONVSUITE_DENY_NETWORK"
+# A step that fails with less than this free beside its output is reported as a possible full disk: a tool
+# that runs out of space mid-write usually fails later, reading its own truncated file (onnx: "Wire format
+# was corrupt"), so the log alone rarely says so.
+LOW_DISK_BYTES = 2**30
+DISK_FULL_MARKS = ("No space left on device", "[Errno 28]")
 
 
 class NetworkDenied(OSError):
@@ -47,10 +53,13 @@ class ConversionError(RuntimeError):
     """A build step failed; the message carries the reason and the tail of the step's log."""
 
     def __init__(self, step: str, reason: str, log_path: Path | None, tail: str = ""):
+        super().__init__(step, reason)
         self.step, self.reason, self.log_path, self.tail = step, reason, log_path, tail
-        where = f"\nfull log: {log_path}" if log_path else ""
-        quoted = "\n".join("    | " + line for line in tail.splitlines())
-        super().__init__(f"{step} {reason}{where}\n--- last lines of the converter's log ---\n{quoted}")
+
+    def __str__(self) -> str:  # read when shown: the pipeline moves the log out of the build's directory
+        where = f"\nfull log: {self.log_path}" if self.log_path else ""
+        quoted = "\n".join("    | " + line for line in self.tail.splitlines())
+        return f"{self.step} {self.reason}{where}\n--- last lines of the converter's log ---\n{quoted}"
 
 
 def log_tail(path: Path, lines: int = 25) -> str:
@@ -84,9 +93,22 @@ def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_g
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / LOG_NAME
+    # The step's temporary files (quant_pre_process's models, TensorFlow's autograph sources) go beside its
+    # output, on the cache's disk, and go with the step: none pile up in /tmp, which may be a small tmpfs.
+    scratch = out_dir.with_name(out_dir.name + ".scratch")
+    scratch.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "converters.worker", step, json.dumps(params), str(out_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+           "TMPDIR": str(scratch), "TMP": str(scratch), "TEMP": str(scratch), **(env or {})}
+    try:
+        _run(cmd, out_dir, log_path, env, step, timeout=timeout, memory_gb=memory_gb, on_progress=on_progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(cmd, out_dir: Path, log_path: Path, env: dict, step: str, *, timeout: float, memory_gb: float,
+         on_progress) -> None:
     start = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -110,7 +132,22 @@ def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_g
     if reason is None and rc != 0:
         reason = (f"crashed with signal {signal.Signals(-rc).name}" if rc < 0 else f"failed with exit code {rc}")
     if reason:
-        raise ConversionError(step, reason, log_path, log_tail(log_path))
+        tail = log_tail(log_path)
+        raise ConversionError(step, reason + disk_note(out_dir, tail), log_path, tail)
+
+
+def disk_note(path: Path, tail: str = "") -> str:
+    """What to add to a failed step's reason when its disk is (nearly) full: '' while there is room and the
+    log does not say otherwise."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return ""
+    if free >= LOW_DISK_BYTES and not any(mark in tail for mark in DISK_FULL_MARKS):
+        return ""
+    return (f"; the disk may be full ({free / 2**20:.0f} MiB free at {path}): a tool that runs out of space "
+            "leaves truncated files behind, so the error below may be that. Free space, or point the artifact "
+            "cache (--artifact-cache or CONVSUITE_CACHE_DIR) at a larger disk, and run again")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

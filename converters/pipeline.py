@@ -24,7 +24,7 @@ import numpy as np
 from converters import codehash, formats
 from converters.cache import MANIFEST, ArtifactCache, make_key
 from converters.formats import CALIBRATION
-from converters.isolate import LOG_NAME, ConversionError, log_tail, run_step
+from converters.isolate import LOG_NAME, ConversionError, run_step
 
 CALIBRATION_COUNT = 32
 
@@ -226,8 +226,11 @@ class Pipeline:
         path = self.cache.root / "progress" / f"{self.run_id}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        with open(path, "a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} {worker} {line}\n")
+        try:
+            with open(path, "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} {worker} {line}\n")
+        except OSError:  # a full disk: the build's own error says so, a progress line must not hide it
+            pass
 
     def _build(self, step, subject, payload: dict, params: dict) -> Path:
         key = make_key(payload)
@@ -238,7 +241,10 @@ class Pipeline:
 
         def build(tmp: Path) -> None:
             if self.run_id and record.is_file():
-                previous = json.loads(record.read_text())
+                try:
+                    previous = json.loads(record.read_text())
+                except (OSError, ValueError):  # cut short by a full disk: build again
+                    previous = {}
                 if previous.get("run_id") == self.run_id:  # another worker already failed this run
                     raise ConversionError(step.name, previous["reason"] + " (earlier in this run)",
                                           Path(previous["log"]), previous["tail"])
@@ -250,13 +256,16 @@ class Pipeline:
                 self.progress(f"{step.name} {subject.id}: built in {time.monotonic() - started:.0f} s")
             except ConversionError as exc:
                 self.progress(f"{step.name} {subject.id}: FAILED after {time.monotonic() - started:.0f} s")
-                failed_dir.mkdir(parents=True, exist_ok=True)
                 log = failed_dir / f"{step.name}-{key}.log"
-                if (tmp / LOG_NAME).is_file():
-                    os.replace(tmp / LOG_NAME, log)
-                exc.log_path = log
-                record.write_text(json.dumps({"run_id": self.run_id, "reason": exc.reason, "log": str(log),
-                                              "tail": log_tail(log)}))
+                try:  # keep the log (a rename) and the record; on a full disk the error still goes up
+                    failed_dir.mkdir(parents=True, exist_ok=True)
+                    if (tmp / LOG_NAME).is_file():
+                        os.replace(tmp / LOG_NAME, log)
+                        exc.log_path = log
+                    record.write_text(json.dumps({"run_id": self.run_id, "reason": exc.reason, "log": str(log),
+                                                  "tail": exc.tail}))
+                except OSError:
+                    pass
                 raise
 
         try:

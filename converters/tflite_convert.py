@@ -68,6 +68,9 @@ def build(params: dict, out_dir: Path) -> None:
     )
     for f in (*written, out_dir / ONNX2TF_SAMPLE_FILE, source):
         f.unlink()
+    for f in saved_model.glob("*.tflite"):  # the one variant no precision uses (int16 activations, int16 I/O)
+        if f.name not in PRECISION_FILES.values():
+            f.unlink()
     missing = [name for name in PRECISION_FILES.values() if not (saved_model / name).is_file()]
     if missing:
         raise RuntimeError(f"onnx2tf finished but did not write {missing}")

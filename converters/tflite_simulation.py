@@ -193,7 +193,22 @@ def simulated(float_path: Path, quant_path: Path):
         order += [new for t in op.outputs for new in inserted.get(t, [])]
     fg.operators = order
     fg.outputs = [restored.get(t, t) for t in fg.outputs]
+    _drop_unused_buffers(fm)
     return fm, worst[0], worst[1]
+
+
+def _drop_unused_buffers(model) -> None:
+    """Empty every buffer no op reads any more: the float constants the stored values replaced.
+    Left in, they doubled each reference file (measured: 195 MB against 98 MB for ResNet-50's float
+    model, five references per model). Indices stay, so no tensor is renumbered."""
+    used = {entry.buffer for entry in model.metadata or ()}  # metadata (runtime version) lives in buffers too
+    for graph in model.subgraphs:
+        live = {t for op in graph.operators for t in (*op.inputs, *op.outputs)}
+        live |= {*graph.inputs, *graph.outputs}
+        used |= {graph.tensors[t].buffer for t in live if t >= 0}
+    for index, buffer in enumerate(model.buffers):
+        if index not in used and buffer.data is not None:
+            buffer.data = None
 
 
 def simulate(params: dict, out_dir: Path) -> None:

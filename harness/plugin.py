@@ -135,6 +135,29 @@ def pytest_generate_tests(metafunc):
                                            for s in subjects])
 
 
+# What a cold run of the CI profile writes into the artifact cache, measured by .ci/run from a fresh clone
+# (README, "Disk"): with less free there, the header says so before the first build fails on a full disk.
+COLD_CI_CACHE_GIB = 5
+
+
+def pytest_report_header(config):
+    """Where the artifacts and temp files go, and the room left there."""
+    import shutil
+    import tempfile
+
+    lines = []
+    for label, path in (("artifact cache", Path(config.getoption(opt.CACHE)).expanduser().resolve()),
+                        ("temp dir", Path(tempfile.gettempdir()))):
+        existing = next((p for p in (path, *path.parents) if p.exists()), path)
+        free = shutil.disk_usage(existing).free / 2**30
+        lines.append(f"convsuite {label}: {path} ({free:.1f} GiB free)")
+        if label == "artifact cache" and free < COLD_CI_CACHE_GIB:
+            lines.append(f"convsuite WARNING: a cold run of the CI profile writes about {COLD_CI_CACHE_GIB} GiB "
+                         f"there: free space, or point {opt.CACHE} (${opt.ENV_CACHE}) at a larger disk; "
+                         "`python -m converters.cache usage` shows what the cache holds")
+    return lines
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionstart(session):
     """The controller shows build steps as they start and finish (workers print nothing until a test ends)."""

@@ -56,18 +56,21 @@ def levers(name: str, chosen: list[str], cache: str) -> list[tuple[str, dict]]:
         expected = golden.load(ROOT / "golden", subject.id, subject.identity(), array_digest(x)).logits
     model = ov.Core().read_model(str(pipe.entry("openvino", subject) / ovf.IR_FILE))
     data = np.load(pipe.calibration(subject) / CALIBRATION_FILE)
-    work, rows = Path(tempfile.mkdtemp(prefix=f"nncf-levers-{name}-")), []
-    for lever in chosen:
-        quantized = nncf.quantize(model.clone(), ovf.dataset(subject, data), subset_size=len(data),
-                                  **ovf.levers()[lever])
-        path = work / lever / ovf.IR_FILE
-        path.parent.mkdir()
-        ov.save_model(quantized, str(path), compress_to_fp16=False)
-        y = predict(ovf.OpenVinoRunner(path, subject.to_params(), 1), x)
-        metrics = parity_metrics(expected, y)
-        if labels is not None:
-            metrics["accuracy_drop"] = 100 * (np.mean(expected.argmax(1) == labels) - np.mean(y.argmax(1) == labels))
-        rows.append((lever, metrics))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix=f"nncf-levers-{name}-") as tmp:  # removed with its models
+        work = Path(tmp)
+        for lever in chosen:
+            quantized = nncf.quantize(model.clone(), ovf.dataset(subject, data), subset_size=len(data),
+                                      **ovf.levers()[lever])
+            path = work / lever / ovf.IR_FILE
+            path.parent.mkdir()
+            ov.save_model(quantized, str(path), compress_to_fp16=False)
+            y = predict(ovf.OpenVinoRunner(path, subject.to_params(), 1), x)
+            metrics = parity_metrics(expected, y)
+            if labels is not None:
+                metrics["accuracy_drop"] = 100 * (np.mean(expected.argmax(1) == labels)
+                                                  - np.mean(y.argmax(1) == labels))
+            rows.append((lever, metrics))
     return rows
 
 

@@ -60,33 +60,34 @@ def levers(model: str, path: str, cache: str) -> list[tuple[str, dict]]:
         x = datasets.parity_inputs(subject)
         expected = golden.load(Path(__file__).resolve().parent.parent / "golden", subject.id, subject.identity(),
                                array_digest(x)).logits
-    work = Path(tempfile.mkdtemp(prefix=f"levers-{model}-"))
-    pre = str(work / "pre.onnx")
-    quant_pre_process(str(pipe.entry("onnx", subject) / ONNX_FILE), pre)
-    nodes = onnx.load(pre).graph.node
-    depthwise = [n.name for n in nodes if n.op_type == "Conv"
-                 and any(a.name == "group" and a.i > 1 for a in n.attribute)]
-    pointwise = [n.name for n in nodes if n.op_type == "Conv" and n.name not in depthwise]
-    out, rows = str(work / "q.onnx"), []
-    if path == "dynamic":
-        variants = {"default": {}, "depthwise convs float": {"nodes_to_exclude": depthwise},
-                    "pointwise convs float": {"nodes_to_exclude": pointwise},
-                    "per-channel weights": {"per_channel": True}}
-        for label, extra in variants.items():
-            quantize_dynamic(pre, out, weight_type=QuantType.QInt8, **extra)
-            rows.append((label, parity_metrics(expected, _run(out, x))))
-    else:
-        calibration = pipe.calibration(subject) / CALIBRATION_FILE
-        base = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, reduce_range=True, calibrate_method=CalibrationMethod.MinMax)
-        variants = {"default": {}, "percentile calibration": {"calibrate_method": CalibrationMethod.Percentile},
-                    "depthwise convs float": {"nodes_to_exclude": depthwise},
-                    "pointwise convs float": {"nodes_to_exclude": pointwise},
-                    "reduce_range off": {"reduce_range": False}}
-        for label, extra in variants.items():
-            quantize_static(pre, out, _Calibration(calibration), **{**base, **extra})
-            rows.append((label, parity_metrics(expected, _run(out, x))))
-    return rows
+    with tempfile.TemporaryDirectory(prefix=f"levers-{model}-") as tmp:  # removed with its models
+        work = Path(tmp)
+        pre = str(work / "pre.onnx")
+        quant_pre_process(str(pipe.entry("onnx", subject) / ONNX_FILE), pre)
+        nodes = onnx.load(pre).graph.node
+        depthwise = [n.name for n in nodes if n.op_type == "Conv"
+                     and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+        pointwise = [n.name for n in nodes if n.op_type == "Conv" and n.name not in depthwise]
+        out, rows = str(work / "q.onnx"), []
+        if path == "dynamic":
+            variants = {"default": {}, "depthwise convs float": {"nodes_to_exclude": depthwise},
+                        "pointwise convs float": {"nodes_to_exclude": pointwise},
+                        "per-channel weights": {"per_channel": True}}
+            for label, extra in variants.items():
+                quantize_dynamic(pre, out, weight_type=QuantType.QInt8, **extra)
+                rows.append((label, parity_metrics(expected, _run(out, x))))
+        else:
+            calibration = pipe.calibration(subject) / CALIBRATION_FILE
+            base = dict(quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, reduce_range=True, calibrate_method=CalibrationMethod.MinMax)
+            variants = {"default": {}, "percentile calibration": {"calibrate_method": CalibrationMethod.Percentile},
+                        "depthwise convs float": {"nodes_to_exclude": depthwise},
+                        "pointwise convs float": {"nodes_to_exclude": pointwise},
+                        "reduce_range off": {"reduce_range": False}}
+            for label, extra in variants.items():
+                quantize_static(pre, out, _Calibration(calibration), **{**base, **extra})
+                rows.append((label, parity_metrics(expected, _run(out, x))))
+        return rows
 
 
 def main(argv=None) -> int:

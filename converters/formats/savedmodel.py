@@ -1,10 +1,12 @@
 """TensorFlow SavedModel: the "TFLite-compatible model format" the FBNet-A seed reports beside PyTorch and
-TFLite. onnx2tf writes it in the `tflite` step, before it converts to TFLite; the `savedmodel` step copies it
-out of that entry (saved_model.pb, variables/, assets/; not the .tflite files), so the artifact and its size
-are the SavedModel alone. The runner is TensorFlow's serving_default signature, eager: inputs by their ONNX
-names, NHWC for 4-D ones (onnx2tf's layout), outputs by the signature's output_N (the graph's order)."""
+TFLite. onnx2tf writes it in the `tflite` step, before it converts to TFLite; the `savedmodel` step takes it
+out of that entry (saved_model.pb, variables/, assets/; not the .tflite files) as hard links, a copy across
+filesystems, so the artifact and its size are the SavedModel alone and its bytes are stored once. The runner
+is TensorFlow's serving_default signature, eager: inputs by their ONNX names, NHWC for 4-D ones (onnx2tf's
+layout), outputs by the signature's output_N (the graph's order)."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,9 +21,19 @@ TOOLS = ("tensorflow", "numpy")
 ARTIFACT = "saved_model"
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the cache is one filesystem: both entries are read-only and checked against their
+    manifests, so sharing the bytes is safe, and the float model is not stored twice."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def extract(params: dict, out_dir: Path) -> None:
     source = Path(params["deps"]["tflite"]) / SAVED_MODEL_DIR
-    shutil.copytree(source, out_dir / ARTIFACT, ignore=shutil.ignore_patterns("*.tflite"))
+    shutil.copytree(source, out_dir / ARTIFACT, ignore=shutil.ignore_patterns("*.tflite"),
+                    copy_function=_link_or_copy)
     if not (out_dir / ARTIFACT / "saved_model.pb").is_file():
         raise RuntimeError(f"onnx2tf wrote no saved_model.pb in {source}")
 

@@ -126,3 +126,33 @@ def test_a_failed_build_publishes_nothing(tmp_path):
 def test_keys_cover_every_field():
     assert make_key({"a": 1, "b": 2}) == make_key({"b": 2, "a": 1})
     assert make_key({"a": 1}) != make_key({"a": 2})
+
+
+def test_prune_removes_what_no_run_used_and_keeps_what_one_did(tmp_path, capsys):
+    """`python -m converters.cache prune` goes by when an entry was last *used* (a hit marks it), not when
+    it was built; the housekeeping of old runs goes too; --dry-run removes nothing."""
+    from converters.cache import MANIFEST, main
+
+    root = tmp_path / "cache"
+    cache = ArtifactCache(root)
+    write = lambda tmp: (tmp / "model.bin").write_bytes(b"x" * 2**20)  # noqa: E731
+    keys = {name: make_key({"test": name}) for name in ("unused", "used")}
+    entries = {name: cache.get_or_build("onnx", key, write).path for name, key in keys.items()}
+    (root / "failed").mkdir()
+    (root / "failed" / "onnx-old.log").write_text("an old failure")
+    month_ago = time.time() - 30 * 86400
+    for path in (*(entry / MANIFEST for entry in entries.values()), root / "failed" / "onnx-old.log"):
+        os.utime(path, (month_ago, month_ago))
+
+    def refuse(tmp):
+        raise AssertionError("a complete entry was built again")
+    ArtifactCache(root).get_or_build("onnx", keys["used"], refuse)  # a later run's hit
+
+    assert main(["prune", str(root), "--unused-days", "14", "--dry-run"]) == 0
+    assert all(entry.exists() for entry in entries.values())
+    assert main(["prune", str(root), "--unused-days", "14"]) == 0
+    out = capsys.readouterr().out
+    assert not entries["unused"].exists() and not (root / "failed" / "onnx-old.log").exists()
+    assert entries["used"].exists() and "freed 1.0 MiB" in out
+    assert main(["usage", str(root)]) == 0
+    assert "onnx" in capsys.readouterr().out

@@ -81,3 +81,46 @@ def test_a_steps_progress_lines_arrive_while_it_runs(tmp_path):
     assert [line for line, _ in seen] == ["training epoch 1/2", "training epoch 2/2"]
     assert seen[0][1] < ended - 2, \
         f"the first epoch line arrived {seen[0][1]:.1f} s in, the step ended at {ended:.1f} s"
+
+
+def _probe(tmp_path, body: str):
+    """A one-step format plug-in whose build runs `body` (indented code) in the conversion child."""
+    plugin = tmp_path / "probe_format.py"
+    plugin.write_text(
+        "import errno, os, tempfile\n"
+        "from converters.formats import Format, Step, register\n"
+        "def build(params, out_dir):\n" + body +
+        "register(Format('probe', {'fp32': ('disk_probe', 'x')}, object, steps=(Step('disk_probe', build),)))\n")
+    return {"plugins": [str(plugin)]}
+
+
+def test_a_steps_temporary_files_stay_beside_it_and_go_with_it(tmp_path):
+    """The child's TMPDIR is a scratch directory beside the step's output (the cache's disk, not /tmp), and
+    it is removed when the step ends, so temporary files from converters never pile up."""
+    params = _probe(tmp_path, "    fd, path = tempfile.mkstemp()\n"
+                              "    print('[convsuite] temp ' + path, flush=True)\n")
+    seen = []
+    run_step("disk_probe", params, tmp_path / "out", timeout=60, memory_gb=2, on_progress=seen.append)
+    path = seen[0].removeprefix("temp ")
+    assert path.startswith(str(tmp_path / "out.scratch") + "/"), path
+    assert not (tmp_path / "out.scratch").exists()
+
+
+def test_a_full_disk_is_named_in_the_error(tmp_path, monkeypatch):
+    """A tool that runs out of space is reported as such, with what to do; so is any failure while the disk
+    is nearly full (a truncated file read back fails with a parse error that never mentions space)."""
+    from converters import isolate
+
+    full = _probe(tmp_path, "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out_dir / 'model.onnx'))\n")
+    with pytest.raises(ConversionError) as info:
+        run_step("disk_probe", full, tmp_path / "a", timeout=60, memory_gb=2)
+    assert "the disk may be full" in str(info.value) and "CONVSUITE_CACHE_DIR" in str(info.value)
+
+    parse = _probe(tmp_path, "    raise ValueError('Wire format was corrupt')\n")
+    with pytest.raises(ConversionError) as info:
+        run_step("disk_probe", parse, tmp_path / "b", timeout=60, memory_gb=2)
+    assert "disk may be full" not in str(info.value)  # room on the disk: the error is the tool's own
+    monkeypatch.setattr(isolate, "LOW_DISK_BYTES", 2**62)
+    with pytest.raises(ConversionError) as info:
+        run_step("disk_probe", parse, tmp_path / "c", timeout=60, memory_gb=2)
+    assert "the disk may be full" in str(info.value) and "Wire format was corrupt" in str(info.value)
