@@ -147,9 +147,8 @@ class ArtifactCache:
 
 
 # --- housekeeping: python -m converters.cache usage|prune ------------------------------------------------
-# Directories of the cache root that hold no entries: build scratch, quarantined entries, failure logs and
-# records, run progress logs and lock files.
-HOUSEKEEPING = ("tmp", "corrupt", "failed", "progress", "locks")
+# Beside the entries (<kind>/<key>/), the cache root holds build scratch (tmp/), quarantined entries
+# (corrupt/), failure logs and records (failed/), run progress logs (progress/) and lock files (locks/).
 
 
 def _size(path: Path) -> int:
@@ -229,8 +228,12 @@ def main(argv=None) -> int:
         size = _size(item)
         gone += size
         print(f"{'would remove' if args.dry_run else 'removing'} {item.relative_to(root)} ({size / 2**20:.1f} MiB)")
-        if not args.dry_run:
-            shutil.rmtree(item) if item.is_dir() else item.unlink()
+        if args.dry_run:
+            continue
+        if item.is_dir():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
     print(f"{'would free' if args.dry_run else 'freed'} {gone / 2**20:.1f} MiB")
     return 0
 

@@ -137,7 +137,7 @@ def pytest_generate_tests(metafunc):
 
 # What a cold run of the CI profile writes into the artifact cache, measured by .ci/run from a fresh clone
 # (README, "Disk"): with less free there, the header says so before the first build fails on a full disk.
-COLD_CI_CACHE_GIB = 4  # 3.8 GB measured (README, "Disk")
+COLD_CI_CACHE_GIB = 4  # 3.8 GiB measured (README, "Disk")
 
 
 def pytest_report_header(config):
