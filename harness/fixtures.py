@@ -107,25 +107,32 @@ def record_result(record_property):
 
 
 @pytest.fixture
-def conversion(record_result):
+def conversion(record_result, known_failures):
     """`with conversion(row):` a failed conversion step records the row with its error and fails the test
     with the converter's log tail; a user's model that does not fit (models.ModelSpecError: its factory
     raised, its outputs differ from the declaration) does the same with what to fix; anything else
-    propagates."""
+    propagates. A case with a `crash` known failure is a known failure while its conversion fails with
+    that error, and fails once it converts (strict)."""
     from converters.isolate import ConversionError
     from models.api import ModelSpecError
 
     @contextmanager
     def guard(row):
+        crash = known_failures.crash_for(row.case)
         try:
             yield
         except ConversionError as exc:
             row.error = exc.reason
             record_result(row)
+            if crash is not None and crash.crashed(str(exc)):
+                pytest.xfail(f"known failure: {crash.reason} [crashed as pinned: {crash.crash!r}]")
             pytest.fail(f"{row.case}: conversion failed: {exc}", pytrace=False)
         except ModelSpecError as exc:
             row.error = str(exc).splitlines()[0]
             record_result(row)
             pytest.fail(f"{row.case}: {exc}", pytrace=False)
+        if crash is not None:
+            pytest.fail(f"{row.case}: known to crash ({crash.crash!r}) but it converted: remove its entry from "
+                        "the known-failures file", pytrace=False)
 
     return guard

@@ -109,6 +109,18 @@ def test_known_failures_file_is_strict_about_its_entries(tmp_path):
                  '[known_failure.pinned.parity]\nmin_snr_db = 5\n')
     with pytest.raises(KnownFailureError, match="matches no case"):
         KnownFailures.load(f).validate_ids({"parity": ["a-tflite-int16x8"]})
+    f.write_text('[[known_failure]]\ncase = "a-litert-int8"\ntest = "parity"\nreason = "r"\ncrash = "("\n')
+    with pytest.raises(KnownFailureError, match="not a regular expression"):
+        KnownFailures.load(f)
+    f.write_text('[[known_failure]]\ncase = "a-litert-int8"\ntest = "parity"\nreason = "r"\ncrash = "x"\n'
+                 '[known_failure.pinned.parity]\nmin_snr_db = 5\n')
+    with pytest.raises(KnownFailureError, match="unknown key"):  # a crash is pinned by its error, not a range
+        KnownFailures.load(f)
+    f.write_text('[[known_failure]]\ncase = "a-litert-*"\ntest = "parity"\nreason = "r"\n'
+                 'crash = "histogram_cpu. not implemented"\n')
+    crash = KnownFailures.load(f).crash_for("a-litert-int8")
+    assert crash.crashed("NotImplementedError: \"histogram_cpu\" not implemented for 'Long'")
+    assert not crash.crashed("RuntimeError: out of memory")
     KnownFailures.load(ROOT / "known_failures.toml")
 
 

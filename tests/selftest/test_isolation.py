@@ -59,6 +59,23 @@ def test_a_model_that_fails_to_export_fails_only_its_cases(pytester_run, tmp_pat
     assert "injected converter crash in step onnx" in out
 
 
+def test_a_conversion_known_to_crash_is_known_while_it_crashes_that_way_and_fails_once_it_converts(pytester_run,
+                                                                                                 tmp_path):
+    """A `crash` known failure: the TFLite case crashing with the pinned error is a known failure (xfail);
+    an entry for a case that converts fails, saying to remove it (strict)."""
+    known = tmp_path / "known.toml"
+    known.write_text('[[known_failure]]\ncase = "mobilenet_v3_small-tflite-fp32"\ntest = "parity"\n'
+                     'reason = "the injected crash"\ncrash = "injected converter crash in step tflite"\n\n'
+                     '[[known_failure]]\ncase = "mobilenet_v3_small-onnx-fp32"\ntest = "parity"\n'
+                     'reason = "fixed since"\ncrash = "no longer seen"\n')
+    out = pytester_run("-m", "parity", "-k", "mobilenet_v3_small-onnx-fp32 or mobilenet_v3_small-tflite-fp32",
+                       "--artifact-cache", str(tmp_path / "cache"), "--known-failures", str(known),
+                       env={FAULT_ENV: "tflite:crash"}, ok=(1,))
+    assert "1 failed," in out and " 1 xfailed" in out, out[-3000:]
+    assert "known failure: the injected crash [crashed as pinned" in out
+    assert "mobilenet_v3_small-onnx-fp32: known to crash ('no longer seen') but it converted" in out
+
+
 def test_a_steps_progress_lines_arrive_while_it_runs(tmp_path):
     """A step's own `[convsuite] ` lines (training epochs) reach on_progress as it prints them, not at its end;
     the worker's own lines and anything else stay in the log."""
