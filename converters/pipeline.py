@@ -99,14 +99,17 @@ class Pipeline:
         return self._run_once(case, step_name, relative, inputs, reference=False)
 
     def simulated_outputs(self, case: Case, inputs: np.ndarray) -> tuple[np.ndarray | None, dict]:
-        """The simulated reference's outputs (cached like `outputs`) and its static checks, or (None, {})."""
+        """The simulated reference's outputs (cached like `outputs`) and its static checks, or (None, {}) where the
+        format has none or its step wrote why none stands for this artifact (an "unavailable" reason)."""
         fmt = formats.get(case.format)
         if fmt.reference_of(case.precision, case.subject) is None:
             return None, {}
         step_name, relative = fmt.reference_of(case.precision, case.subject)
         checks = (self.entry(step_name, case.subject) / relative).with_suffix(".json")
-        static = {k: v for k, v in json.loads(checks.read_text()).items() if isinstance(v, (int, float))} \
-            if checks.is_file() else {}
+        written = json.loads(checks.read_text()) if checks.is_file() else {}
+        if "unavailable" in written:  # the step found no simulation that stands for this artifact
+            return None, {}
+        static = {k: v for k, v in written.items() if isinstance(v, (int, float))}
         return self._run_once(case, step_name, relative, inputs, reference=True), static
 
     def _run_once(self, case: Case, step_name: str, relative: str, inputs: np.ndarray, reference: bool):

@@ -11,7 +11,10 @@ import numpy as np
 class TFLiteRunner:
     """ai-edge-litert Interpreter, batch 1, NHWC. `invoke` is the only timed call; (de)quantization of
     integer I/O happens in set_input / get_output with the tensors' own parameters. optimized=False runs
-    the builtin kernels without the default XNNPACK delegate (a genuine slowdown)."""
+    the builtin kernels without the default XNNPACK delegate (a genuine slowdown). `NHWC`: the artifact's
+    4-D tensors are channels-last (onnx2tf's), so inputs are transposed on the way in and out."""
+
+    NHWC = True
 
     def __init__(self, path: Path, subject_params: dict | None = None, threads: int = 1, optimized: bool = True):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -21,7 +24,7 @@ class TFLiteRunner:
                                        experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.threads = threads
-        self._ins, self._shapes = ordered_inputs(self.interpreter, subject_params)
+        self._ins, self._shapes = self.ordered_inputs(subject_params)
         self._in = self._ins[0]
         self._outs = ordered_outputs(self.interpreter)
         self._out = self._outs[0]
@@ -30,11 +33,14 @@ class TFLiteRunner:
     def io_dtypes(self) -> tuple[str, str]:
         return np.dtype(self._in["dtype"]).name, np.dtype(self._out["dtype"]).name
 
+    def ordered_inputs(self, subject_params: dict | None) -> tuple[list[dict], list[tuple[int, ...]] | None]:
+        return ordered_inputs(self.interpreter, subject_params)
+
     def set_input(self, x: np.ndarray) -> None:
         from models.packing import split_inputs
 
         for detail, x in zip(self._ins, split_inputs(x, self._shapes)):
-            if x.ndim == 4:
+            if x.ndim == 4 and self.NHWC:
                 x = x.transpose(0, 2, 3, 1)
             self.interpreter.set_tensor(detail["index"], quantize(np.ascontiguousarray(x, dtype=np.float32), detail))
 
@@ -43,7 +49,7 @@ class TFLiteRunner:
 
     def get_output(self):
         outs = [dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self._outs]
-        outs = [y.transpose(0, 3, 1, 2) if y.ndim == 4 else y for y in outs]
+        outs = [y.transpose(0, 3, 1, 2) if y.ndim == 4 and self.NHWC else y for y in outs]
         return outs[0] if len(outs) == 1 else outs
 
 

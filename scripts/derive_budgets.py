@@ -12,7 +12,9 @@ The rules. For the suites parity and trained, per precision and metric, in error
 1 - top-1 agreement, noise-to-signal power 10^(-SNR/10), max abs error):
 
   clean    every measured case of that suite and precision, on every CPU configuration, except held-out
-           models (registry `held_out`), the pruned, distilled and QAT variants (models.variants,
+           models (registry `held_out`), held-out formats (HELD_OUT_FORMATS: the litert path, judged by the
+           bar the other paths set; fitted in, its SSDLite int8 would stop the derivation), the pruned,
+           distilled and QAT variants (models.variants,
            models.qat) and declared
            known failures
   ceiling  twice the worst clean error: a conversion twice as noisy as the worst correct one fails (3 dB in
@@ -178,6 +180,17 @@ def excess_ceiling(values: list[float]) -> tuple[float, str]:
     return (bound, "worst + 3 sd") if bound >= EXCESS_ALLOWANCE else (EXCESS_ALLOWANCE, "0.5 dB minimum")
 
 
+# Formats whose rows are judged by the budgets and pin their own known failures, but are not fitted into the
+# budgets: litert-torch's PT2E int8 is the noisiest path measured (SSDLite's boxes at 4.3 dB variation SNR,
+# where onnx2tf's int8 holds 8.9), and fitted in it would loosen every path's floor below the broken-output
+# rule (a 1.3 dB boxes floor against the 3 dB minimum). Its columns run only in `tox -e litert`.
+HELD_OUT_FORMATS = ("litert",)
+
+
+def _fitted(row: dict, held: set[str]) -> bool:
+    return row["arch"] not in held and row.get("format") not in HELD_OUT_FORMATS
+
+
 def held_out_models() -> set[str]:
     """Rows judged by the budgets and not fitted into them: held-out models (registry `held_out`) and the
     pruned, distilled and QAT variants (models.variants, models.qat; their rows' `arch` is their subject id)."""
@@ -197,7 +210,7 @@ def derive_tables(measurements: list[dict], known: list[dict]) -> tuple[dict, li
         test = "parity" if row["kind"] == "parity" else "accuracy"
         return any(k["test"] == test and fnmatch.fnmatchcase(row["case"], k["case"]) for k in known)
 
-    clean = [r for r in measurements if r["kind"] in ("parity", "accuracy") and r["arch"] not in held
+    clean = [r for r in measurements if r["kind"] in ("parity", "accuracy") and _fitted(r, held)
              and not is_known(r) and "outputs" not in r]
     values: dict = defaultdict(list)  # (suite, precision, key) -> [(error, case@run)]
     excess: dict = defaultdict(list)  # precision -> [(excess dB, case@run)]
@@ -275,7 +288,7 @@ def derive_kinds(measurements: list[dict], known: list[dict]) -> tuple[dict, dic
     import fnmatch
 
     held = held_out_models()
-    rows = [r for r in measurements if r["kind"] == "parity" and "outputs" in r and r["arch"] not in held]
+    rows = [r for r in measurements if r["kind"] == "parity" and "outputs" in r and _fitted(r, held)]
     clean = [r for r in rows if not any(k["test"] == "parity" and fnmatch.fnmatchcase(r["case"], k["case"])
                                         for k in known)]
     values: dict = defaultdict(list)  # (kind, precision, key) -> [(error, where)]
@@ -365,6 +378,8 @@ def pins(measurements: list[dict], known: list[dict]) -> dict:
 
     out = {}
     for entry in known:
+        if "crash" in entry:  # pinned by the error it crashes with, not by measurements
+            continue
         test = entry["test"]
         mine = [r for r in measurements if r["kind"] == test and fnmatch.fnmatchcase(r["case"], entry["case"])]
         if not mine:
@@ -427,7 +442,7 @@ def render_known(raw: str, pinned: dict) -> str:
         body = re.split(r"(?m)^\[known_failure\.pinned\.", part)[0].rstrip()
         case = tomllib.loads(body)["known_failure"][0]["case"]
         tables = "".join(f"\n[known_failure.pinned.{suite}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in sorted(keys.items()))
-                         for suite, keys in sorted(pinned[case].items()))
+                         for suite, keys in sorted(pinned.get(case, {}).items()))
         out.append("\n" + body + "\n" + tables)
     return "".join(out)
 
