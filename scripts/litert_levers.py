@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 INT32 = 2  # TFLite TensorType
 WEIGHTED_OPS = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED", 67: "TRANSPOSE_CONV"}
 
@@ -87,7 +86,6 @@ def levers(name: str, cache: str) -> tuple[list[tuple[str, dict]], list]:
     from tensorflow.lite.tools import flatbuffer_utils
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from compare import golden
     from compare.metrics import parity_metrics
     from converters import predict
     from converters.cache import ArtifactCache
@@ -95,18 +93,11 @@ def levers(name: str, cache: str) -> tuple[list[tuple[str, dict]], list]:
     from converters.onnx_names import CALIBRATION_FILE
     from converters.pipeline import Pipeline
     from converters.torch_weights import WEIGHTS_FILE, load
-    from models import datasets
-    from models.images import array_digest
     from models.packing import split_inputs
-    from scripts.nncf_levers import _subject
+    from scripts.nncf_levers import judged
 
-    pipe, subject = Pipeline(ArtifactCache(cache)), _subject(name)
-    if subject.data == "digits":
-        x, labels = datasets.labelled(subject, "test")
-        expected = pipe.reference_outputs(subject, x)
-    else:
-        x, labels = datasets.parity_inputs(subject), None
-        expected = golden.load(ROOT / "golden", subject.id, subject.identity(), array_digest(x)).logits
+    pipe = Pipeline(ArtifactCache(cache))
+    subject, x, labels, expected = judged(pipe, name)
     params = subject.to_params()
     artifact = pipe.entry("litert_int8", subject) / litert.MODEL_FILE
     outputs = {}

@@ -33,27 +33,34 @@ def _subject(name: str):
     return digits[name] if name in digits else Subject.of(name)
 
 
+def judged(pipe, name: str):
+    """(subject, inputs, labels or None, expected outputs) for SUBJECT: a zoo model against its golden outputs
+    on the parity inputs, as test_parity judges it; a digits one against PyTorch on the labelled test split."""
+    from compare import golden
+    from models import datasets
+    from models.images import array_digest
+
+    subject = _subject(name)
+    if subject.data == "digits":
+        x, labels = datasets.labelled(subject, "test")
+        return subject, x, labels, pipe.reference_outputs(subject, x)
+    x = datasets.parity_inputs(subject)
+    return subject, x, None, golden.load(ROOT / "golden", subject.id, subject.identity(), array_digest(x)).logits
+
+
 def levers(name: str, chosen: list[str], cache: str) -> list[tuple[str, dict]]:
     import nncf
     import openvino as ov
 
-    from compare import golden
     from compare.metrics import parity_metrics
     from converters import predict
     from converters.cache import ArtifactCache
     from converters.formats import openvino as ovf
     from converters.onnx_names import CALIBRATION_FILE
     from converters.pipeline import Pipeline
-    from models import datasets
-    from models.images import array_digest
 
-    pipe, subject = Pipeline(ArtifactCache(cache)), _subject(name)
-    if subject.data == "digits":
-        x, labels = datasets.labelled(subject, "test")
-        expected = pipe.reference_outputs(subject, x)
-    else:
-        x, labels = datasets.parity_inputs(subject), None
-        expected = golden.load(ROOT / "golden", subject.id, subject.identity(), array_digest(x)).logits
+    pipe = Pipeline(ArtifactCache(cache))
+    subject, x, labels, expected = judged(pipe, name)
     model = ov.Core().read_model(str(pipe.entry("openvino", subject) / ovf.IR_FILE))
     data = np.load(pipe.calibration(subject) / CALIBRATION_FILE)
     rows = []
