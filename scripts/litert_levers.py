@@ -32,27 +32,33 @@ from pathlib import Path
 import numpy as np
 
 INT32 = 2  # TFLite TensorType
-WEIGHTED_OPS = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED", 67: "TRANSPOSE_CONV"}
+OP_NAMES = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 9: "FULLY_CONNECTED", 67: "TRANSPOSE_CONV"}
+
+
+def _quantized_biases(model):
+    """(op code, output tensor, input, weight, bias) of every weighted op (tflite_simulation.WEIGHTED_OPS)
+    with a quantized int32 bias."""
+    from converters.tflite_simulation import WEIGHTED_OPS, _opcode
+
+    graph = model.subgraphs[0]
+    for op in graph.operators:
+        if _opcode(model, op) not in WEIGHTED_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
+            continue
+        x, w, b = (graph.tensors[t] for t in op.inputs[:3])
+        if b.type == INT32 and all(t.quantization is not None and t.quantization.scale is not None
+                                   for t in (x, w, b)):
+            yield _opcode(model, op), graph.tensors[op.outputs[0]], x, w, b
 
 
 def bias_scales(model) -> list[tuple[str, str, float]]:
     """(op, output tensor, worst bias scale / (input scale x weight scale)) for every weighted op whose
     int32 bias is not on the grid its integer kernel assumes."""
-    graph = model.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     out = []
-    for op in graph.operators:
-        code = codes[op.opcodeIndex]
-        if code not in WEIGHTED_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
-            continue
-        x, w, b = (graph.tensors[t] for t in op.inputs[:3])
-        if b.type != INT32 or not all(t.quantization is not None and t.quantization.scale is not None
-                                      for t in (x, w, b)):
-            continue
+    for code, y, x, w, b in _quantized_biases(model):
         ratio = np.asarray(b.quantization.scale) / (np.asarray(x.quantization.scale) * np.asarray(w.quantization.scale))
         worst = float(ratio[np.argmax(np.abs(ratio - 1))])
         if abs(worst - 1) > 1e-3:
-            out.append((WEIGHTED_OPS[code], graph.tensors[op.outputs[0]].name.decode(errors="replace"), worst))
+            out.append((OP_NAMES[code], y.name.decode(errors="replace"), worst))
     return out
 
 
@@ -61,13 +67,8 @@ def rescale_biases(src: Path, dst: Path) -> None:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(src))
-    graph = model.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-    for op in graph.operators:
-        if codes[op.opcodeIndex] not in WEIGHTED_OPS or len(op.inputs) < 3 or op.inputs[2] < 0:
-            continue
-        x, w, b = (graph.tensors[t] for t in op.inputs[:3])
-        if b.type != INT32 or model.buffers[b.buffer].data is None:
+    for _, _, x, w, b in list(_quantized_biases(model)):
+        if model.buffers[b.buffer].data is None:
             continue
         target = np.asarray(x.quantization.scale) * np.asarray(w.quantization.scale)
         declared = np.asarray(b.quantization.scale)

@@ -126,10 +126,8 @@ def _op_difference(float_path: Path, int8_path: Path) -> str:
 
     def ops(path: Path) -> Counter:
         model = flatbuffer_utils.read_model(str(path))
-        codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-        found = (names.get(codes[op.opcodeIndex], str(codes[op.opcodeIndex]))
-                 for graph in model.subgraphs for op in graph.operators)
-        return Counter(name for name in found if name not in QUANTIZERS)
+        codes = (tflite_simulation._opcode(model, op) for graph in model.subgraphs for op in graph.operators)
+        return Counter(name for name in (names.get(c, str(c)) for c in codes) if name not in QUANTIZERS)
 
     f, q = ops(float_path), ops(int8_path)
     parts = [f"int8 only: {dict(q - f)}"] * bool(q - f) + [f"fp32 only: {dict(f - q)}"] * bool(f - q)
