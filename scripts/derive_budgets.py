@@ -12,8 +12,8 @@ The rules. For the suites parity and trained, per precision and metric, in error
 1 - top-1 agreement, noise-to-signal power 10^(-SNR/10), max abs error):
 
   clean    every measured case of that suite and precision, on every CPU configuration, except held-out
-           models (registry `held_out`), held-out formats (HELD_OUT_FORMATS: the litert path, judged by the
-           bar the other paths set; fitted in, its SSDLite int8 would stop the derivation), the pruned,
+           models (registry `held_out`), held-out formats (HELD_OUT_FORMATS: the litert and executorch paths,
+           judged by the bar the other paths set; fitted in, their int8 would stop the derivation), the pruned,
            distilled and QAT variants (models.variants,
            models.qat) and declared
            known failures
@@ -181,10 +181,13 @@ def excess_ceiling(values: list[float]) -> tuple[float, str]:
 
 
 # Formats whose rows are judged by the budgets and pin their own known failures, but are not fitted into the
-# budgets: litert-torch's PT2E int8 is the noisiest path measured (SSDLite's boxes at 4.3 dB variation SNR,
-# where onnx2tf's int8 holds 8.9), and fitted in it would loosen every path's floor below the broken-output
-# rule (a 1.3 dB boxes floor against the 3 dB minimum). Its columns run only in `tox -e litert`.
-HELD_OUT_FORMATS = ("litert",)
+# budgets, the two PT2E int8 paths: litert-torch's is the noisiest path measured (SSDLite's boxes at 4.3 dB
+# variation SNR, where onnx2tf's int8 holds 8.9), and fitted in it would loosen every path's floor below the
+# broken-output rule (a 1.3 dB boxes floor against the 3 dB minimum); ExecuTorch's MobileNeXt int8 (7.1 dB, a
+# pass where onnxruntime's and onnx2tf's int8 are known failures at 2.6 and 1.9 dB) would set the int8 parity
+# floor at 4.1 dB, under the 4.9 dB the broken-reference rule asks (2x the best broken reference's 2.4 dB).
+# Their columns run in `tox -e litert` and `tox -e executorch`.
+HELD_OUT_FORMATS = ("litert", "executorch")
 
 
 def _fitted(row: dict, held: set[str]) -> bool:

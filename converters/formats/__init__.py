@@ -59,6 +59,9 @@ class Format:
     # scales(path) -> [float]: the artifact's per-tensor activation quantization scales (compare.qat: are
     # QAT's learned scales kept?). None: not inspected.
     scales: Callable | None = None
+    # available() -> "" where the format can run here, else why not (a check beyond `requires`: a GPU, a
+    # driver). Asked once per run, after `requires`.
+    available: Callable[[], str] | None = None
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -83,6 +86,15 @@ class Format:
 
     def missing_requirements(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def unavailable(self) -> str:
+        """Why this format's cases cannot run here ("" where they can): a module it requires is missing, or
+        its own `available` check says no."""
+        missing = self.missing_requirements()
+        if missing:
+            return (f"format {self.name} needs {', '.join(missing)}, not installed here"
+                    f"{': ' + self.install_hint if self.install_hint else ''}")
+        return self.available() if self.available else ""
 
 
 _FORMATS: dict[str, Format] = {}
