@@ -92,20 +92,10 @@ def _marks(case_or_subject, kind: str, fmt=None, group: str | None = None):
         marks.append(pytest.mark.xdist_group(group))
     if fmt is not None:
         marks.append(getattr(pytest.mark, fmt.name))
-        reason = _unavailable(fmt)
+        reason = fmt.unavailable()  # the GPU check inside is cached (converters.formats.tensorrt.gpu)
         if reason:
             marks.append(pytest.mark.skip(reason=reason))
     return marks
-
-
-_UNAVAILABLE: dict[str, str] = {}
-
-
-def _unavailable(fmt) -> str:
-    """fmt.unavailable(), asked once per format and process (a GPU check may start a driver)."""
-    if fmt.name not in _UNAVAILABLE:
-        _UNAVAILABLE[fmt.name] = fmt.unavailable()
-    return _UNAVAILABLE[fmt.name]
 
 
 def _case_params(cases, kind: str, grouped: bool = True):

@@ -60,7 +60,7 @@ class Format:
     # QAT's learned scales kept?). None: not inspected.
     scales: Callable | None = None
     # available() -> "" where the format can run here, else why not (a check beyond `requires`: a GPU, a
-    # driver). Asked once per run, after `requires`.
+    # driver), asked after `requires` for every case: cache what is slow to find out.
     available: Callable[[], str] | None = None
 
     @property
