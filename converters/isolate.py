@@ -3,6 +3,14 @@
 A converter that crashes, hangs or blows up memory fails only the cases that need its artifact; the
 child's combined stdout/stderr is kept as `build.log` next to the artifact (or under the cache's
 `failed/` directory) and its tail is quoted in the error.
+
+The child is forked from a server process (multiprocessing's forkserver) that has imported what every step
+imports (PRELOAD: torch, numpy, onnx, onnxruntime, the format registry), once per pytest process: a new
+interpreter spends 1-2 s on those imports, per step, and a cold matrix runs ~370 steps
+(benchmarks/step_start.py measures both ways). The child is its own process group with its own environment,
+working directory and log, exactly as a new interpreter's would be. A step whose environment must be in
+place before torch is imported (Step.fresh_interpreter: kernel pinning) still gets a new interpreter, as
+does every step under CONVSUITE_STEP_START=spawn, and where no forkserver can start.
 """
 from __future__ import annotations
 
@@ -30,6 +38,12 @@ NETWORK_ENV = "CONVSUITE_DENY_NETWORK"
 # was corrupt"), so the log alone rarely says so.
 LOW_DISK_BYTES = 2**30
 DISK_FULL_MARKS = ("No space left on device", "[Errno 28]")
+# How steps start: "fork" (from the preloaded server; the default) or "spawn" (a new interpreter each).
+START_ENV = "CONVSUITE_STEP_START"
+START_MODES = ("fork", "spawn")
+# What the server imports once: what every step's child would import anyway before its own tools. Not
+# TensorFlow, onnx2tf or NNCF: they start threads when imported, and a fork copies none of them.
+PRELOAD = ("converters.worker", "converters.formats", "onnx", "onnxruntime")
 
 
 class NetworkDenied(OSError):
@@ -70,9 +84,15 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _tree_rss(proc: psutil.Process | None) -> int:
+    if proc is None:
+        return 0
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # gone between polls (a forked step is reaped by its server, not by us)
+        return 0
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in tree:
         try:
             total += p.memory_info().rss
         except psutil.Error:
@@ -84,10 +104,12 @@ PROGRESS_PREFIX = "[convsuite] "  # a step's own progress lines (training epochs
 
 
 def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_gb: float, env=None,
-             on_progress=None) -> None:
-    """Run `python -m converters.worker step` with `out_dir` as its working directory. `on_progress(line)`
-    gets each line the step prints that starts with PROGRESS_PREFIX (but the worker's own), as it prints it:
-    a training step's epochs reach the run's live progress instead of waiting in its log.
+             on_progress=None, fresh_interpreter: bool = False) -> None:
+    """Run the worker for `step` (converters.worker) in a child with `out_dir` as its working directory:
+    forked from the preloaded server, or `python -m converters.worker` where `fresh_interpreter` is set or
+    START_ENV says spawn. `on_progress(line)` gets each line the step prints that starts with PROGRESS_PREFIX
+    (but the worker's own), as it prints it: a training step's epochs reach the run's live progress instead
+    of waiting in its log.
 
     Raises ConversionError on a non-zero exit, a signal, a timeout or the memory ceiling.
     """
@@ -97,37 +119,131 @@ def run_step(step: str, params: dict, out_dir: Path, *, timeout: float, memory_g
     # output, on the cache's disk, and go with the step: none pile up in /tmp, which may be a small tmpfs.
     scratch = out_dir.with_name(out_dir.name + ".scratch")
     scratch.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "converters.worker", step, json.dumps(params), str(out_dir)]
+    args = [step, json.dumps(params), str(out_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
            "TMPDIR": str(scratch), "TMP": str(scratch), "TEMP": str(scratch), **(env or {})}
     try:
-        _run(cmd, out_dir, log_path, env, step, timeout=timeout, memory_gb=memory_gb, on_progress=on_progress)
+        child = None if fresh_interpreter else _fork(args, out_dir, log_path, env)
+        if child is None:
+            child = _Spawned([sys.executable, "-m", "converters.worker", *args], out_dir, log_path, env)
+        _watch(child, out_dir, log_path, step, timeout=timeout, memory_gb=memory_gb, on_progress=on_progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(cmd, out_dir: Path, log_path: Path, env: dict, step: str, *, timeout: float, memory_gb: float,
-         on_progress) -> None:
+def start_mode() -> str:
+    mode = os.environ.get(START_ENV, "fork")
+    if mode not in START_MODES:
+        raise ValueError(f"{START_ENV}={mode!r}: expected one of {', '.join(START_MODES)}")
+    return mode
+
+
+class _Spawned:
+    """A step in a new interpreter (subprocess), its output into the log."""
+
+    def __init__(self, cmd: list[str], out_dir: Path, log_path: Path, env: dict):
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        self.pid = self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self) -> int:
+        return self.proc.wait()
+
+
+class _Forked:
+    """A step forked from the preloaded server (multiprocessing.Process under the forkserver context)."""
+
+    def __init__(self, proc):
+        self.proc, self.pid = proc, proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.exitcode
+
+    def wait(self) -> int:
+        self.proc.join()
+        return self.proc.exitcode
+
+
+_SERVER: list = []  # the forkserver context, once per process; [None] where none could start
+
+
+def _server():
+    if not _SERVER:
+        import multiprocessing
+
+        try:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(list(PRELOAD))
+        except ValueError:  # no forkserver on this platform
+            ctx = None
+        _SERVER.append(ctx)
+    return _SERVER[0]
+
+
+def _fork(args: list[str], out_dir: Path, log_path: Path, env: dict) -> _Forked | None:
+    """Start the step forked from the preloaded server; None where steps start in new interpreters."""
+    if start_mode() != "fork" or _server() is None:
+        return None
+    log_path.write_bytes(b"")
+    proc = _server().Process(target=_forked_step, args=(args, str(out_dir), str(log_path), env),
+                             name=f"convsuite-step-{args[0]}")
+    try:
+        proc.start()
+    except OSError as exc:  # the server could not start (a full /tmp, a process limit): new interpreters
+        print(f"[convsuite] step server unavailable ({exc}); steps start in new interpreters", file=sys.stderr)
+        _SERVER[0] = None
+        return None
+    return _Forked(proc)
+
+
+def _forked_step(args: list[str], out_dir: str, log_path: str, env: dict) -> None:
+    """In the forked child: become what a new interpreter started by _Spawned would be (own session, the
+    step's environment, working directory and log on stdout and stderr), then run the worker."""
+    import tempfile
+
+    os.setsid()
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    os.environ.clear()
+    os.environ.update(env)
+    tempfile.tempdir = None  # tempfile caches TMPDIR at first use: ask again
+    os.chdir(out_dir)
+    from converters import worker
+
+    sys.exit(worker.main(args))
+
+
+def _watch(child, out_dir: Path, log_path: Path, step: str, *, timeout: float, memory_gb: float,
+           on_progress) -> None:
     start = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        ps = psutil.Process(proc.pid)
-        reason = None
-        follow = _Follow(log_path, on_progress)
-        while proc.poll() is None:
-            follow.poll()
-            elapsed = time.monotonic() - start
-            if elapsed > timeout:
-                reason = f"timed out after {timeout:.0f} s (killed)"
-            elif _tree_rss(ps) > memory_gb * 2**30:
-                reason = f"exceeded the memory ceiling of {memory_gb:g} GB (killed)"
-            if reason:
-                _kill_group(proc)
-                break
-            time.sleep(0.2)
-    rc = proc.wait()
+    try:
+        ps = psutil.Process(child.pid)
+    except psutil.NoSuchProcess:  # a forked step is reaped by its server: a quick one may be gone already
+        ps = None
+    reason = None
+    follow = _Follow(log_path, on_progress)
+    while child.poll() is None:
+        follow.poll()
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            reason = f"timed out after {timeout:.0f} s (killed)"
+        elif _tree_rss(ps) > memory_gb * 2**30:
+            reason = f"exceeded the memory ceiling of {memory_gb:g} GB (killed)"
+        if reason:
+            _kill_group(child)
+            break
+        time.sleep(0.2 if elapsed > 2 else 0.02)  # most steps take a second or two: notice their end soon
+    rc = child.wait()
     follow.poll()
     if reason is None and rc != 0:
         reason = (f"crashed with signal {signal.Signals(-rc).name}" if rc < 0 else f"failed with exit code {rc}")
@@ -150,12 +266,15 @@ def disk_note(path: Path, tail: str = "") -> str:
             "cache (--artifact-cache or CONVSUITE_CACHE_DIR) at a larger disk, and run again")
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(child) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:  # gone, or not yet its own group (killed before its first instruction)
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    child.wait()
 
 
 def inject_fault(step: str, subject: str = "") -> None:

@@ -255,7 +255,8 @@ class Pipeline:
             self.progress(f"{step.name} {subject.id}: started")
             try:
                 run_step(step.name, params, tmp, timeout=self.timeout, memory_gb=self.memory_gb, env=step.env,
-                         on_progress=lambda line: self.progress(f"{step.name} {subject.id}: {line}"))
+                         on_progress=lambda line: self.progress(f"{step.name} {subject.id}: {line}"),
+                         fresh_interpreter=step.fresh_interpreter)
                 self.progress(f"{step.name} {subject.id}: built in {time.monotonic() - started:.0f} s")
             except ConversionError as exc:
                 self.progress(f"{step.name} {subject.id}: FAILED after {time.monotonic() - started:.0f} s")

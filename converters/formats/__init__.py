@@ -21,7 +21,9 @@ CALIBRATION = "calibration"  # the calibration input set, a dependency any step 
 class Step:
     """One cached, isolated build: `build(params, out_dir)` runs in a child process. `needs` names the
     upstream steps (or CALIBRATION) whose files it reads; `tools` the distributions whose versions key
-    its artifact; `options` go into the key; `env` into the child's environment."""
+    its artifact; `options` go into the key; `env` into the child's environment. `fresh_interpreter`: the
+    env must be in place before torch is imported (kernel pinning), so the child is a new interpreter, not
+    a fork of the preloaded step server (converters.isolate)."""
 
     name: str
     build: Callable[[dict, Path], None]
@@ -29,6 +31,7 @@ class Step:
     tools: tuple[str, ...] = ()
     options: Mapping = field(default_factory=dict)
     env: Mapping = field(default_factory=dict)
+    fresh_interpreter: bool = False
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,7 @@ def _pinned_env() -> dict:
 
 CONVERT = Step("executorch", convert, needs=("weights",), tools=TOOLS)
 QUANTIZE = Step("executorch_int8", quantize, needs=("weights", CALIBRATION), tools=INT8_TOOLS, env=_pinned_env(),
+                fresh_interpreter=True,
                 options={"quantizer": "XNNPACKQuantizer, symmetric config, per-channel, static",
                          "observer": "histogram"})
 register(Format("executorch", {"fp32": ("executorch", MODEL_FILE), "int8": ("executorch_int8", MODEL_FILE)},

@@ -172,7 +172,7 @@ def _pinned_env() -> dict:
 
 CONVERT = Step("litert", convert, needs=("weights",), tools=TOOLS)
 QUANTIZE = Step("litert_int8", quantize, needs=("weights", CALIBRATION), tools=INT8_TOOLS, env=_pinned_env(),
-                options={"quantizer": "symmetric per-channel, static", "observer": "histogram"})
+                fresh_interpreter=True, options={"quantizer": "symmetric per-channel, static", "observer": "histogram"})
 SIMULATE = Step("litert_reference", simulate, needs=("litert", "litert_int8"), tools=(*INT8_TOOLS, "tensorflow"))
 register(Format("litert", {"fp32": ("litert", MODEL_FILE), "int8": ("litert_int8", MODEL_FILE)}, LiteRtRunner,
                 steps=(CONVERT, QUANTIZE, SIMULATE), references={"int8": ("litert_reference", REFERENCE_FILE)},

@@ -51,5 +51,6 @@ def _weights_env() -> dict:
     return training.DETERMINISTIC_ENV if training.pinned() else {}
 
 
-WEIGHTS = Step("weights", build_weights, tools=("torch", "numpy"), env=_weights_env())
+WEIGHTS = Step("weights", build_weights, tools=("torch", "numpy"), env=_weights_env(),
+               fresh_interpreter=bool(_weights_env()))
 register(Format("pytorch", {"fp32": ("weights", WEIGHTS_FILE)}, TorchRunner, steps=(WEIGHTS,), in_matrix=False))
